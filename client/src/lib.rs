@@ -1,0 +1,1 @@
+//! The echo-client load generator (built in its own issue).

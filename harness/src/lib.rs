@@ -1,0 +1,1 @@
+//! The echo-harness matrix runner (built in its own issue).

@@ -1,0 +1,34 @@
+# echobench: every routine task. `just` with no arguments lists them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list --unsorted
+
+# Run every test in the workspace (the README's test command).
+test:
+    cargo test --workspace
+
+# Exactly what CI checks on every change: formatting, lints on all targets, tests, benches once.
+ci: fmt-check clippy test bench-check
+
+# Fail if any file is not rustfmt-formatted.
+fmt-check:
+    cargo fmt --all -- --check
+
+# Lints on every target with warnings as errors (lint levels live in [workspace.lints]).
+clippy:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Compile every criterion bench and run each benchmark once, without timing (a smoke test).
+bench-check:
+    cargo bench --workspace -- --test
+
+# Run one reference server in release mode, e.g. `just serve hyper --threads 1`.
+serve IMPL *ARGS:
+    cargo run --release --quiet -p echo-servers --bin echo-server -- {{IMPL}} {{ARGS}}
+
+# Run the criterion micro-benchmarks (full timing; results under target/criterion/).
+microbench *ARGS:
+    cargo bench --workspace -- {{ARGS}}

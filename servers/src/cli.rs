@@ -1,0 +1,274 @@
+//! The `echo-server` command line: flags to [`Options`], a runtime sized to the CPUs this
+//! process may use, one ready line on stdout, and a graceful stop on SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::implementation::Impl;
+use crate::options::{DEFAULT_MAX_MESSAGE, Faults, Options, OptionsError, Stall};
+
+/// Reference echo server: HTTP (hyper, axum), WebSocket (tungstenite, axum-ws) or raw TCP.
+///
+/// When it is ready it prints exactly one line to stdout, `listening <URL>` (for example
+/// `listening ws://127.0.0.1:40123/ws`); logs go to stderr (set RUST_LOG, e.g. RUST_LOG=debug).
+/// SIGINT or SIGTERM stops it gracefully: it stops accepting, WebSocket peers get close 1001,
+/// HTTP requests in flight are answered, and it exits 0 within 5 seconds.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "echo-server", version, max_term_width = 100)]
+pub struct Args {
+    /// The implementation to run: hyper, axum, tungstenite, axum-ws or tcp (see --list).
+    #[arg(required_unless_present = "list")]
+    pub implementation: Option<Impl>,
+
+    /// Print every implementation, one per line (name, protocol, library), and exit.
+    #[arg(long)]
+    pub list: bool,
+
+    /// Address to listen on. Port 0 picks a free port; the ready line tells which.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+
+    /// Runtime worker threads. 1 runs a current-thread runtime (best when pinned to one CPU).
+    /// Default: the number of CPUs this process may run on (its affinity mask, not the
+    /// machine's core count).
+    #[arg(short, long)]
+    pub threads: Option<NonZeroUsize>,
+
+    /// Largest HTTP request body or WebSocket message in bytes; larger bodies get 413, larger
+    /// WebSocket messages close 1009. Ignored by tcp.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE)]
+    pub max_message: usize,
+
+    /// Time a client has to send a whole HTTP request head or WebSocket handshake before the
+    /// connection is closed (defeats slowloris clients).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Fault: delay every echo by DURATION (e.g. 5ms).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Faults (for testing clients)")]
+    pub delay: Option<Duration>,
+
+    /// Fault: close each connection after N echoes. WebSocket: close 1000 after N messages;
+    /// HTTP: the Nth response on a connection carries `Connection: close`; TCP: close after N
+    /// reads.
+    #[arg(long, value_name = "N", help_heading = "Faults (for testing clients)")]
+    pub close_after: Option<NonZeroU64>,
+
+    /// Fault: flip one byte of every Nth echo, counted across the whole server (an empty echo
+    /// gets one byte instead).
+    #[arg(long, value_name = "N", help_heading = "Faults (for testing clients)")]
+    pub corrupt_every: Option<NonZeroU64>,
+
+    /// Fault: every PERIOD after start, the whole server stops answering for --stall-for;
+    /// echoes due meanwhile go out when the stall ends (for coordinated-omission tests).
+    #[arg(long, value_name = "PERIOD", value_parser = humantime::parse_duration, requires = "stall_for", help_heading = "Faults (for testing clients)")]
+    pub stall_every: Option<Duration>,
+
+    /// Fault: how long each stall lasts; shorter than --stall-every.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_every", help_heading = "Faults (for testing clients)")]
+    pub stall_for: Option<Duration>,
+}
+
+impl Args {
+    /// The server options these flags describe, validated.
+    pub fn options(&self) -> Result<Options, OptionsError> {
+        let stall = match (self.stall_every, self.stall_for) {
+            (Some(every), Some(duration)) => Some(Stall { every, duration }),
+            _ => None,
+        };
+        let options = Options {
+            max_message: self.max_message,
+            header_timeout: self.header_timeout,
+            faults: Faults {
+                delay: self.delay,
+                close_after: self.close_after,
+                corrupt_every: self.corrupt_every,
+                stall,
+            },
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
+/// The `--list` output: one line per implementation, columns name, protocol, library.
+pub fn list() -> String {
+    Impl::ALL
+        .iter()
+        .map(|imp| {
+            format!(
+                "{:<12} {:<10} {}\n",
+                imp.name(),
+                imp.protocol().to_string(),
+                imp.library()
+            )
+        })
+        .collect()
+}
+
+/// Runs the command: serves until SIGINT/SIGTERM, or prints the list.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let Some(implementation) = args.implementation.filter(|_| !args.list) else {
+        print!("{}", list());
+        return Ok(());
+    };
+    let options = args.options()?;
+    let threads = match args.threads {
+        Some(threads) => threads.get(),
+        // available_parallelism honours the affinity mask (sched_getaffinity) on Linux.
+        None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+    };
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .context("could not start the tokio runtime")?;
+    runtime.block_on(serve_until_signal(
+        implementation,
+        args.addr,
+        options,
+        threads,
+    ))
+}
+
+async fn serve_until_signal(
+    implementation: Impl,
+    addr: SocketAddr,
+    options: Options,
+    threads: usize,
+) -> anyhow::Result<()> {
+    let listener = crate::listener::bind(addr).with_context(|| {
+        format!("cannot listen on {addr}; pick another address or port with --addr")
+    })?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let shutdown = CancellationToken::new();
+    let signals = wait_for_signal(shutdown.clone())?;
+    let server = tokio::spawn(implementation.serve(listener, options, shutdown));
+
+    announce(&implementation.url(local));
+    tracing::info!(%implementation, %local, threads, "serving");
+
+    signals.await;
+    server
+        .await
+        .context("the server task failed")?
+        .context("the server stopped with an error")
+}
+
+/// Prints the ready line. It is the one thing this program writes to stdout.
+fn announce(url: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "listening {url}").and_then(|()| stdout.flush()) {
+        tracing::warn!(%err, "could not write the ready line to stdout");
+    }
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM; the returned future ends then too.
+fn wait_for_signal(
+    shutdown: CancellationToken,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+        shutdown.cancel();
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("echo-server").chain(args.iter().copied()))
+    }
+
+    /// Flags turn into the options they name; unset faults stay off.
+    #[test]
+    fn flags_to_options() {
+        let args = parse(&[
+            "tcp",
+            "--delay",
+            "5ms",
+            "--close-after",
+            "3",
+            "--corrupt-every",
+            "7",
+            "--stall-every",
+            "1s",
+            "--stall-for",
+            "200ms",
+            "--max-message",
+            "1024",
+        ])
+        .unwrap();
+        assert_eq!(args.implementation, Some(Impl::Tcp));
+        let options = args.options().unwrap();
+        assert_eq!(options.max_message, 1024);
+        assert_eq!(options.faults.delay, Some(Duration::from_millis(5)));
+        assert_eq!(options.faults.close_after, NonZeroU64::new(3));
+        assert_eq!(options.faults.corrupt_every, NonZeroU64::new(7));
+        assert_eq!(
+            options.faults.stall,
+            Some(Stall {
+                every: Duration::from_secs(1),
+                duration: Duration::from_millis(200)
+            })
+        );
+        let plain = parse(&["hyper"]).unwrap().options().unwrap();
+        assert_eq!(plain, Options::default());
+    }
+
+    /// Bad flags are refused by the parser (exit code 2), each naming the problem.
+    #[test]
+    fn bad_flags_are_refused() {
+        let cases: [(&[&str], &str); 6] = [
+            (&[], "required"),
+            (&["nginx"], "unknown server implementation `nginx`"),
+            (&["tcp", "--close-after", "0"], "--close-after"),
+            (&["tcp", "--delay", "soon"], "--delay"),
+            (&["tcp", "--stall-every", "1s"], "--stall-for"),
+            (&["tcp", "--addr", "localhost"], "--addr"),
+        ];
+        for (args, needle) in cases {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(err.to_string().contains(needle), "{args:?}: {err}");
+        }
+        let err = parse(&["tcp", "--stall-every", "1s", "--stall-for", "2s"])
+            .unwrap()
+            .options()
+            .unwrap_err();
+        assert!(err.to_string().contains("shorter than --stall-every"));
+    }
+
+    /// `--list` has one line per implementation starting with its name.
+    #[test]
+    fn list_names_every_implementation() {
+        let listing = list();
+        let names: Vec<&str> = listing
+            .lines()
+            .map(|line| line.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(names, ["hyper", "axum", "tungstenite", "axum-ws", "tcp"]);
+        assert!(listing.lines().nth(2).unwrap().contains("websocket"));
+    }
+}

@@ -1,0 +1,247 @@
+//! In-process servers for tests: start one on `127.0.0.1:0`, read its address, and it stops
+//! when dropped. [`Fixture`] lives in the caller's tokio runtime; [`BlockingFixture`] brings a
+//! runtime of its own on a thread, for tests that are not async.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroU64;
+use std::thread;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::implementation::Impl;
+use crate::options::{Options, Stall};
+
+/// Configures a fixture before starting it: limits, faults, address.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start` or `start_blocking` is called"]
+pub struct FixtureBuilder {
+    implementation: Impl,
+    options: Options,
+    addr: SocketAddr,
+}
+
+impl FixtureBuilder {
+    /// Replaces all options at once.
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Largest HTTP body or WebSocket message accepted (413 / close 1009 beyond it).
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.options.max_message = bytes;
+        self
+    }
+
+    /// Time allowed for an HTTP request head or WebSocket handshake.
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.options.header_timeout = timeout;
+        self
+    }
+
+    /// Delays every echo by `delay`.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.options.faults.delay = Some(delay);
+        self
+    }
+
+    /// Closes each connection after `n` echoes (WebSocket: close 1000; HTTP: `Connection:
+    /// close` on the Nth response; TCP: after N reads). Zero turns the fault off.
+    pub fn close_after(mut self, n: u64) -> Self {
+        self.options.faults.close_after = NonZeroU64::new(n);
+        self
+    }
+
+    /// Flips one byte of every Nth echo, counted across the server. Zero turns it off.
+    pub fn corrupt_every(mut self, n: u64) -> Self {
+        self.options.faults.corrupt_every = NonZeroU64::new(n);
+        self
+    }
+
+    /// Stops answering for `duration` at every multiple of `every` after start.
+    pub fn stall(mut self, every: Duration, duration: Duration) -> Self {
+        self.options.faults.stall = Some(Stall { every, duration });
+        self
+    }
+
+    /// Listens on `addr` instead of `127.0.0.1:0`.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Binds and starts serving in the current tokio runtime.
+    pub async fn start(self) -> io::Result<Fixture> {
+        self.options
+            .validate()
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        let listener = crate::listener::bind(self.addr)?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(self.implementation.serve(
+            listener,
+            self.options,
+            shutdown.clone(),
+        ));
+        Ok(Fixture {
+            implementation: self.implementation,
+            addr,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// Binds, then serves on a new thread with its own tokio runtime.
+    pub fn start_blocking(self) -> io::Result<BlockingFixture> {
+        self.options
+            .validate()
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        // Binding here, not on the thread, lets a bind error reach the caller directly.
+        let listener = crate::listener::bind_std(self.addr)?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let implementation = self.implementation;
+        let options = self.options;
+        let thread = thread::Builder::new()
+            .name(format!("echo-fixture-{implementation}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    implementation.serve(listener, options, token).await
+                })
+            })?;
+        Ok(BlockingFixture {
+            implementation,
+            addr,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A reference server running in the caller's tokio runtime. Dropping it asks the server to
+/// stop; [`Fixture::shutdown`] also waits until it has.
+#[derive(Debug)]
+pub struct Fixture {
+    implementation: Impl,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Fixture {
+    /// Starts `implementation` with default options on `127.0.0.1:0`.
+    pub async fn start(implementation: Impl) -> io::Result<Fixture> {
+        Fixture::builder(implementation).start().await
+    }
+
+    /// A builder for options and faults.
+    pub fn builder(implementation: Impl) -> FixtureBuilder {
+        FixtureBuilder {
+            implementation,
+            options: Options::default(),
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The echo endpoint: `http://ADDR/echo`, `ws://ADDR/ws` or `tcp://ADDR`.
+    pub fn url(&self) -> String {
+        self.implementation.url(self.addr)
+    }
+
+    /// Which implementation is running.
+    pub fn implementation(&self) -> Impl {
+        self.implementation
+    }
+
+    /// Stops the server gracefully and waits until it has stopped, returning its result.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        self.shutdown.cancel();
+        match self.task.take() {
+            Some(task) => task.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A reference server on a thread with its own runtime, for tests that are not async. Dropping
+/// it stops the server and joins the thread.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use echo_servers::{Fixture, Impl};
+///
+/// let srv = Fixture::builder(Impl::Tcp).start_blocking()?;
+/// let mut conn = std::net::TcpStream::connect(srv.addr())?;
+/// conn.write_all(b"ping")?;
+/// let mut echo = [0u8; 4];
+/// conn.read_exact(&mut echo)?;
+/// assert_eq!(&echo, b"ping");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BlockingFixture {
+    implementation: Impl,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    thread: Option<thread::JoinHandle<io::Result<()>>>,
+}
+
+impl BlockingFixture {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The echo endpoint: `http://ADDR/echo`, `ws://ADDR/ws` or `tcp://ADDR`.
+    pub fn url(&self) -> String {
+        self.implementation.url(self.addr)
+    }
+
+    /// Which implementation is running.
+    pub fn implementation(&self) -> Impl {
+        self.implementation
+    }
+
+    /// Stops the server, joins its thread and returns the server's result.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        self.shutdown.cancel();
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("the fixture's server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BlockingFixture {
+    fn drop(&mut self) {
+        if let Err(err) = self.stop() {
+            tracing::warn!(%err, "fixture server ended with an error");
+        }
+    }
+}

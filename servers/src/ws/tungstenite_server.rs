@@ -1,0 +1,125 @@
+//! `tungstenite`: WebSocket on tokio-tungstenite directly, the WebSocket floor. The handshake
+//! accepts `/ws` and `/` (404 otherwise); requests that are not WebSocket upgrades are refused
+//! by tokio-tungstenite by closing the connection without a response.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{Message, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+
+use super::{CLOSE_REPLY_TIMEOUT, EchoMessage, Ending};
+use crate::acceptor;
+use crate::fault::{self, FaultPlan};
+use crate::options::Options;
+
+/// Serves WebSocket echo on `listener` until `shutdown` is cancelled and sessions have closed.
+pub async fn serve(
+    listener: TcpListener,
+    options: Options,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let faults = Arc::new(FaultPlan::new(options.faults));
+    let config = config(options.max_message);
+    let header_timeout = options.header_timeout;
+    acceptor::run(listener, shutdown, move |stream, peer, token| {
+        let faults = Arc::clone(&faults);
+        async move {
+            let handshake =
+                tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config));
+            let accepted = tokio::select! {
+                () = token.cancelled() => return,
+                accepted = tokio::time::timeout(header_timeout, handshake) => accepted,
+            };
+            let mut ws = match accepted {
+                Ok(Ok(ws)) => ws,
+                Ok(Err(err)) => {
+                    tracing::debug!(%peer, %err, "websocket handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "websocket handshake timed out");
+                    return;
+                }
+            };
+            let ending = super::echo_session(&mut ws, &faults, &token, super::close_for).await;
+            if let Ending::Failed(_) = ending {
+                finish_after_failure(ws.get_mut()).await;
+            }
+        }
+    })
+    .await
+}
+
+/// The library settings: the message limit applies to whole (reassembled) messages and to
+/// single frames alike.
+pub(crate) fn config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// The handshake callback: only `/ws` and `/` are WebSocket endpoints.
+#[allow(clippy::result_large_err)] // the signature is tungstenite's
+fn check_path(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+    match request.uri().path() {
+        "/ws" | "/" => Ok(response),
+        _ => {
+            let mut not_found =
+                ErrorResponse::new(Some("no WebSocket endpoint here; use /ws\n".into()));
+            *not_found.status_mut() = StatusCode::NOT_FOUND;
+            Err(not_found)
+        }
+    }
+}
+
+/// After a protocol error tokio-tungstenite's stream is finished, but our close frame is out.
+/// Half-close, then read (and discard) until the peer closes too, so the connection ends with
+/// FIN on both sides rather than a reset caused by unread data.
+async fn finish_after_failure(tcp: &mut TcpStream) {
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {
+        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+impl EchoMessage for Message {
+    fn is_data(&self) -> bool {
+        matches!(self, Message::Text(_) | Message::Binary(_))
+    }
+
+    fn corrupted(self) -> Self {
+        match self {
+            Message::Text(text) => {
+                let mut bytes = text.as_bytes().to_vec();
+                fault::corrupt(&mut bytes);
+                // `corrupt` keeps UTF-8 valid, so this conversion cannot fail; fall back to
+                // binary rather than panic if that promise were ever broken.
+                match String::from_utf8(bytes) {
+                    Ok(text) => Message::text(text),
+                    Err(err) => Message::Binary(Bytes::from(err.into_bytes())),
+                }
+            }
+            other => {
+                let mut bytes = other.into_data().to_vec();
+                fault::corrupt(&mut bytes);
+                Message::Binary(Bytes::from(bytes))
+            }
+        }
+    }
+
+    fn close(code: u16, reason: &'static str) -> Self {
+        Message::Close(Some(CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        }))
+    }
+}

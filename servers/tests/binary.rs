@@ -1,0 +1,200 @@
+//! The `echo-server` binary: the ready line is the only stdout, SIGTERM and SIGINT stop it
+//! gracefully with exit 0 (WebSocket peers get 1001), and bad input fails with one clear line.
+
+// Helpers outside #[test] functions fail the test by panicking, like assertions do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{Client, Echo, ws_next};
+use echo_servers::Impl;
+use futures_util::SinkExt;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
+
+/// A running `echo-server`, killed if a test fails before it exits.
+struct Server {
+    child: Option<Child>,
+    url: String,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
+}
+
+impl Server {
+    /// Starts the binary and waits (bounded) for its ready line.
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let _ = tx.send((line, stdout));
+        });
+        let (line, stdout) = rx
+            .recv_timeout(common::STEP)
+            .expect("no ready line within 10 s");
+        let url = line
+            .strip_suffix('\n')
+            .and_then(|l| l.strip_prefix("listening "))
+            .unwrap_or_else(|| panic!("bad ready line {line:?}"))
+            .to_owned();
+        Server {
+            child: Some(child),
+            url,
+            stdout: Some(stdout),
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        let rest = self.url.split_once("://").unwrap().1;
+        rest.split('/').next().unwrap().parse().unwrap()
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = self.child.as_ref().unwrap().id();
+        kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal).unwrap();
+    }
+
+    /// Waits (at most 5 s, the documented bound) for exit; returns the code and the rest of stdout.
+    fn exit(mut self) -> (i32, String) {
+        let mut child = self.child.take().unwrap();
+        let mut reader = self.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = reader.read_to_string(&mut rest);
+            let _ = tx.send((child.wait().unwrap(), rest));
+        });
+        let (status, rest) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("echo-server did not exit within 5 s");
+        (status.code().unwrap_or(-1), rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The ready line names the scheme, bound address and path of each implementation.
+#[tokio::test]
+async fn ready_line_then_echo_then_sigterm() {
+    for (imp, scheme, path) in [
+        (Impl::Hyper, "http", "/echo"),
+        (Impl::Axum, "http", "/echo"),
+        (Impl::Tungstenite, "ws", "/ws"),
+        (Impl::AxumWs, "ws", "/ws"),
+        (Impl::Tcp, "tcp", ""),
+    ] {
+        let server = Server::start(&[imp.name(), "--threads", "1"]);
+        let addr = server.addr();
+        assert_eq!(server.url, format!("{scheme}://{addr}{path}"));
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "{imp}: {addr}");
+        let mut client = Client::connect(imp, addr).await;
+        assert_eq!(
+            client.echo(b"hi there").await,
+            Echo::Bytes(b"hi there".to_vec()),
+            "{imp}"
+        );
+        drop(client);
+        server.signal(Signal::SIGTERM);
+        let (code, rest) = server.exit();
+        assert_eq!(code, 0, "{imp}");
+        assert_eq!(rest, "", "{imp}: stdout must hold only the ready line");
+    }
+}
+
+/// SIGINT also stops the server gracefully, with the default (multi-thread) runtime.
+#[tokio::test]
+async fn sigint_exits_zero() {
+    let server = Server::start(&["axum"]);
+    let mut client = Client::connect(Impl::Axum, server.addr()).await;
+    assert_eq!(client.echo(b"x").await, Echo::Bytes(b"x".to_vec()));
+    server.signal(Signal::SIGINT);
+    assert_eq!(server.exit().0, 0);
+}
+
+/// On SIGTERM a connected WebSocket client receives close 1001 before the process exits 0.
+#[tokio::test]
+async fn sigterm_sends_going_away() {
+    for imp in [Impl::Tungstenite, Impl::AxumWs] {
+        let server = Server::start(&[imp.name()]);
+        let mut ws = common::ws_connect(&server.url).await;
+        ws.send(Message::text("hello")).await.unwrap();
+        assert_eq!(ws_next(&mut ws).await, Some(Message::text("hello")));
+        server.signal(Signal::SIGTERM);
+        match ws_next(&mut ws).await {
+            Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1001, "{imp}"),
+            other => panic!("{imp}: expected close 1001, got {other:?}"),
+        }
+        assert_eq!(ws_next(&mut ws).await, None);
+        assert_eq!(server.exit().0, 0, "{imp}");
+    }
+}
+
+/// `--list` prints one line per implementation: name, protocol, library.
+#[test]
+fn list() {
+    let output = Command::new(BIN).arg("--list").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().take(2).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["hyper", "http"],
+            ["axum", "http"],
+            ["tungstenite", "websocket"],
+            ["axum-ws", "websocket"],
+            ["tcp", "tcp"]
+        ]
+    );
+}
+
+/// Bad flags exit 2 and a taken address exits 1, each with a message naming the input.
+#[test]
+fn bad_input_fails_clearly() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["nginx"], 2, "unknown server implementation `nginx`"),
+        (&["tcp", "--threads", "0"], 2, "--threads"),
+        (
+            &["tcp", "--stall-every", "1s", "--stall-for", "1s"],
+            1,
+            "shorter than --stall-every",
+        ),
+        (&["tcp", "--addr", &taken_addr], 1, "cannot listen on"),
+    ];
+    for (args, code, needle) in cases {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    drop(taken);
+}
