@@ -1,1 +1,42 @@
-//! The echo-client load generator (built in its own issue).
+//! `echo-client`: a fixed-duration round-trip load generator for HTTP, WebSocket and TCP echo
+//! servers, built to stay cheaper than the server it measures and to say when it is not.
+//!
+//! [`run`](run::run) takes a [`Config`] and returns a [`Report`]: N virtual clients each
+//! connect, do R round trips (send a unique message, wait for the echo, verify it), close and
+//! are replaced at once, for a fixed duration (or a fixed number of round trips). Closed loop by
+//! default; with a rate, open loop with latency corrected for coordinated omission.
+//!
+//! Each worker thread runs its share of the connections on its own current-thread runtime and
+//! records into thread-local HDR histograms, merged exactly at the end; the report carries the
+//! client's CPU use and the machine's CPU steal so a client-bound or noisy run is flagged.
+//!
+//! ```no_run
+//! use echo_client::{Config, run::{run_blocking, RunOptions}};
+//!
+//! let mut config = Config::new("http://127.0.0.1:8080/echo");
+//! config.connections = 16;
+//! let report = run_blocking(config, RunOptions::default())?;
+//! println!("{:.0} round trips/s, p99 {} ns", report.summary.round_trips_per_s, report.latency.round_trip.p99);
+//! # Ok::<(), echo_client::run::RunError>(())
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod export;
+pub mod latency;
+pub mod message;
+pub mod monitor;
+pub mod protocol;
+pub mod recorder;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod summary;
+pub mod target;
+
+mod progress;
+mod worker;
+
+pub use config::{Config, WsMode};
+pub use report::Report;

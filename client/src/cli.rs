@@ -1,0 +1,316 @@
+//! The `echo-client` command line: flags to [`Config`], the run, the outputs, the exit code.
+
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, WsMode};
+use crate::export;
+use crate::report::Report;
+use crate::run::{RunError, RunOptions};
+use crate::summary;
+
+/// Exit codes (also listed in `--help`).
+pub mod exit {
+    /// The run completed; errors during the load are data in the report.
+    pub const OK: u8 = 0;
+    /// The run could not be carried out, or its output could not be written.
+    pub const FAILURE: u8 = 1;
+    /// Invalid flags or target (including a non-loopback target without --allow-remote).
+    pub const USAGE: u8 = 2;
+    /// The target could not be reached when the run started.
+    pub const UNREACHABLE: u8 = 3;
+    /// Every round trip failed.
+    pub const ALL_FAILED: u8 = 4;
+    /// Stopped by SIGINT/SIGTERM; the outputs cover what ran.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    the run completed (errors during the load are data in the report)
+  1    the run could not be carried out, or an output file could not be written
+  2    invalid flags or target URL (a non-loopback target needs --allow-remote)
+  3    the target could not be reached when the run started
+  4    every round trip failed
+  130  interrupted by SIGINT/SIGTERM (the summary and files cover what ran)
+
+Examples:
+  echo-client http://127.0.0.1:8080/echo -c 64 -d 10s --json run.json
+  echo-client ws://127.0.0.1:8080/ws -c 256 -r 10 --ws-mode text
+  echo-client tcp://127.0.0.1:9000 -c 1 --rate 1000 -d 30s --hdr-log rtt.hlog";
+
+/// Round-trip load generator for HTTP, WebSocket and TCP echo servers.
+///
+/// N virtual clients stay live for the whole run: each connects, does R round trips (send a
+/// unique message, wait for the echo, check it is byte-identical), closes, and is replaced at
+/// once. Latency goes into HDR histograms (ns, 3 significant digits); the summary, and the
+/// --json/--csv/--hdr-log files, say how much the client itself was loaded, so a client-bound
+/// run is never mistaken for a server result.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "echo-client", version, max_term_width = 100, after_help = AFTER_HELP)]
+pub struct Args {
+    /// Target: http://HOST:PORT[/PATH] (POSTs a --size body; the path defaults to /echo),
+    /// ws://HOST:PORT[/PATH] or tcp://HOST:PORT.
+    pub url: String,
+
+    /// Virtual clients: connections open at all times.
+    #[arg(short, long, default_value_t = 64)]
+    pub connections: u32,
+
+    /// Round trips per connection before it is closed (WebSocket close handshake; HTTP
+    /// `Connection: close` on the last request) and replaced at once. 0 keeps each connection
+    /// for the whole run.
+    #[arg(short, long, default_value_t = 0)]
+    pub roundtrips: u64,
+
+    /// Length of the measured window (e.g. 10s, 500ms, 2m). At the deadline every connection
+    /// is dropped: round trips still in flight are neither completed nor errors, and are
+    /// reported as in_flight_at_deadline. With --total it is a time limit.
+    #[arg(short, long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// Load before the measured window; its samples are discarded. [default: 1s, or 0 with
+    /// --total]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Stop after exactly N round trips (completed or failed) instead of at the deadline;
+    /// with -r R > 0, exactly ceil(N/R) connections are opened. For deterministic runs.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub total: Option<u64>,
+
+    /// Open loop: R round trips per second in total, spread evenly over the connections, each
+    /// sent at its scheduled time even if the server is slow. Latency is then reported twice:
+    /// "corrected", from the time the message should have been sent (a send held back by an
+    /// unanswered echo counts that wait, as in wrk2: coordinated omission corrected), and
+    /// "uncorrected", from the time it was actually sent.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Message size in bytes; each message is unique (its first 16 bytes carry its id).
+    #[arg(short, long, value_name = "BYTES", default_value_t = 32)]
+    pub size: usize,
+
+    /// WebSocket message type.
+    #[arg(long, value_enum, default_value_t = WsMode::Binary)]
+    pub ws_mode: WsMode,
+
+    /// Longest wait for one echo: then it counts as round_trip_timeout and the connection is
+    /// replaced.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+
+    /// Longest wait for a connection (TCP connect plus WebSocket handshake). [default: --timeout]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Worker threads, each an event loop running its share of the connections. [default:
+    /// the CPUs in this process's affinity mask]
+    #[arg(short, long)]
+    pub threads: Option<NonZeroUsize>,
+
+    /// Write the full report to FILE: versioned JSON with the config, summary, flags, per-second
+    /// timeline and the HDR histograms (base64 V2), which merge exactly.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write one CSV row with a header line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Write an HdrHistogram interval log (one interval per second, nanoseconds) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+
+    /// Allow a target outside loopback (127.0.0.0/8, ::1). Only for servers you are allowed to
+    /// load-test.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Print nothing on stdout (use with --json or --csv).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Never show live progress on stderr (it is only shown on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl Args {
+    /// The run settings these flags describe (not yet validated: see [`Config::validate`]).
+    pub fn config(&self) -> Config {
+        let defaults = Config::new(self.url.clone());
+        Config {
+            connections: self.connections,
+            roundtrips: self.roundtrips,
+            duration: self.duration,
+            warmup: self.warmup.unwrap_or(if self.total.is_some() {
+                Duration::ZERO
+            } else {
+                defaults.warmup
+            }),
+            total: self.total,
+            rate: self.rate,
+            size: self.size,
+            ws_mode: self.ws_mode,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout.unwrap_or(self.timeout),
+            threads: self.threads.map_or(defaults.threads, NonZeroUsize::get),
+            allow_remote: self.allow_remote,
+            ..defaults
+        }
+    }
+}
+
+/// Runs the command and returns its exit code.
+pub fn run(args: &Args) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("Error: cannot start a tokio runtime: {err}");
+            return exit::FAILURE;
+        }
+    };
+    let interrupt = CancellationToken::new();
+    let options = RunOptions {
+        progress: !args.no_progress && !args.quiet,
+        hdr_log: args.hdr_log.clone(),
+        interrupt: Some(interrupt.clone()),
+    };
+    let outcome = runtime.block_on(async {
+        watch_signals(interrupt);
+        crate::run::run(args.config(), options).await
+    });
+    let report = match outcome {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            return match err {
+                RunError::Config(_) | RunError::Target(_) => exit::USAGE,
+                RunError::Unreachable { .. } => exit::UNREACHABLE,
+                RunError::Setup(_) => exit::FAILURE,
+            };
+        }
+    };
+    let mut code = if report.interrupted {
+        exit::INTERRUPTED
+    } else if report.flags.all_failed {
+        exit::ALL_FAILED
+    } else {
+        exit::OK
+    };
+    if let Err(message) = write_outputs(args, &report) {
+        eprintln!("Error: {message}");
+        code = exit::FAILURE;
+    }
+    if !args.quiet {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(summary::render(&report).as_bytes());
+        let _ = stdout.flush();
+    }
+    code
+}
+
+fn write_outputs(args: &Args, report: &Report) -> Result<(), String> {
+    if let Some(path) = &args.json {
+        export::json::write(report, path)
+            .map_err(|err| format!("cannot write --json {}: {err}", path.display()))?;
+    }
+    if let Some(path) = &args.csv {
+        export::csv::write(report, path)
+            .map_err(|err| format!("cannot write --csv {}: {err}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Cancels `interrupt` on SIGINT or SIGTERM, so the run stops early but still reports.
+fn watch_signals(interrupt: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; Ctrl-C will end the run without a report");
+        return;
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        interrupt.cancel();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("echo-client").chain(args.iter().copied()))
+    }
+
+    /// Defaults are sensible and flags map onto the config.
+    #[test]
+    fn flags_to_config() {
+        let config = parse(&["http://127.0.0.1:1"]).unwrap().config();
+        assert_eq!(
+            (config.connections, config.roundtrips, config.size),
+            (64, 0, 32)
+        );
+        assert_eq!(config.duration, Duration::from_secs(10));
+        assert_eq!(config.warmup, Duration::from_secs(1));
+        assert_eq!(config.connect_timeout, Duration::from_secs(10));
+
+        let config = parse(&[
+            "ws://127.0.0.1:1/ws",
+            "-c",
+            "4",
+            "-r",
+            "10",
+            "-n",
+            "400",
+            "--ws-mode",
+            "text",
+            "--timeout",
+            "2s",
+            "-t",
+            "1",
+            "--rate",
+            "500",
+        ])
+        .unwrap()
+        .config();
+        assert_eq!(
+            (config.connections, config.roundtrips, config.total),
+            (4, 10, Some(400))
+        );
+        assert_eq!(config.warmup, Duration::ZERO, "--total implies no warmup");
+        assert_eq!(config.ws_mode, WsMode::Text);
+        assert_eq!(config.connect_timeout, Duration::from_secs(2));
+        assert_eq!((config.threads, config.rate), (1, Some(500.0)));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    /// Malformed flags are refused by the parser with exit code 2.
+    #[test]
+    fn bad_flags() {
+        for args in [
+            &["http://x", "-c", "-1"][..],
+            &["http://x", "-d", "forever"],
+            &["http://x", "-t", "0"],
+            &["http://x", "--ws-mode", "morse"],
+            &[],
+        ] {
+            assert_eq!(parse(args).unwrap_err().exit_code(), 2, "{args:?}");
+        }
+    }
+}

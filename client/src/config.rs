@@ -1,0 +1,218 @@
+//! What a run does: the load model (connections, round trips per connection, open-loop rate),
+//! its length, the messages, and the timeouts. The same struct is embedded in every report, so
+//! a result always says exactly how it was produced.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// WebSocket message type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WsMode {
+    /// Binary messages.
+    #[default]
+    Binary,
+    /// Text messages (payloads are ASCII, so always valid UTF-8).
+    Text,
+}
+
+/// A run's settings. Durations serialize as seconds (fields ending in `_s`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Target URL: `http://`, `ws://` or `tcp://`.
+    pub url: String,
+    /// Virtual clients, each with one connection at a time.
+    pub connections: u32,
+    /// Round trips per connection before it closes and is replaced; 0 keeps each connection
+    /// for the whole run.
+    pub roundtrips: u64,
+    /// Length of the measured window (after warmup). With `total`, a time limit.
+    #[serde(rename = "duration_s", with = "secs")]
+    pub duration: Duration,
+    /// Load before the measured window; its samples are discarded.
+    #[serde(rename = "warmup_s", with = "secs")]
+    pub warmup: Duration,
+    /// Stop after this many round trips (completed or failed) instead of at the deadline.
+    pub total: Option<u64>,
+    /// Open loop: round trips per second in total, spread evenly over the connections.
+    pub rate: Option<f64>,
+    /// Message size in bytes.
+    pub size: usize,
+    /// WebSocket message type.
+    pub ws_mode: WsMode,
+    /// Longest wait for one echo.
+    #[serde(rename = "timeout_s", with = "secs")]
+    pub timeout: Duration,
+    /// Longest wait for a connection (TCP connect plus WebSocket handshake).
+    #[serde(rename = "connect_timeout_s", with = "secs")]
+    pub connect_timeout: Duration,
+    /// Worker threads, each running its share of the connections on its own event loop.
+    pub threads: usize,
+    /// Whether targets outside loopback are allowed.
+    pub allow_remote: bool,
+}
+
+impl Config {
+    /// The defaults for `url`: 64 connections kept for 10 s, 32-byte messages, 1 s warmup,
+    /// 10 s timeouts, one thread per CPU this process may use.
+    pub fn new(url: impl Into<String>) -> Config {
+        Config {
+            url: url.into(),
+            connections: 64,
+            roundtrips: 0,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            total: None,
+            rate: None,
+            size: 32,
+            ws_mode: WsMode::Binary,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            threads: crate::monitor::allowed_cpus().len().max(1),
+            allow_remote: false,
+        }
+    }
+
+    /// Checks the settings against each other; the message names the flag to change.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.connections == 0 {
+            return Err(ConfigError::Invalid(
+                "-c/--connections must be at least 1".into(),
+            ));
+        }
+        if self.duration.is_zero() {
+            return Err(ConfigError::Invalid(
+                "-d/--duration must be greater than zero".into(),
+            ));
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--timeout and --connect-timeout must be greater than zero".into(),
+            ));
+        }
+        if self.threads == 0 {
+            return Err(ConfigError::Invalid(
+                "-t/--threads must be at least 1".into(),
+            ));
+        }
+        if self.total == Some(0) {
+            return Err(ConfigError::Invalid("-n/--total must be at least 1".into()));
+        }
+        if self.total.is_some() && !self.warmup.is_zero() {
+            return Err(ConfigError::Invalid(
+                "-n/--total counts every round trip from the start; it cannot be combined with --warmup".into(),
+            ));
+        }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "--rate must be a positive number of round trips per second, not {rate}"
+            )));
+        }
+        if self.size > MAX_SIZE {
+            return Err(ConfigError::Invalid(format!(
+                "--size {} is larger than the {MAX_SIZE}-byte maximum",
+                self.size
+            )));
+        }
+        if self.size == 0 && self.url.starts_with("tcp:") {
+            return Err(ConfigError::Invalid(
+                "--size 0 cannot be used with tcp:// (an empty write has no echo); use 1 or more"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest message: 64 MiB.
+pub const MAX_SIZE: usize = 64 * 1024 * 1024;
+
+/// Settings that cannot work together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag's value or combination is invalid; the text says which.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Serde for durations as (fractional) seconds.
+pub(crate) mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change to a valid config.
+    type Change = Box<dyn Fn(&mut Config)>;
+
+    /// Each invalid combination is refused with a message naming the flag.
+    #[test]
+    fn validation() {
+        let ok = Config::new("http://127.0.0.1:1/echo");
+        assert_eq!(ok.validate(), Ok(()));
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|c| c.connections = 0), "--connections"),
+            (Box::new(|c| c.duration = Duration::ZERO), "--duration"),
+            (Box::new(|c| c.timeout = Duration::ZERO), "--timeout"),
+            (Box::new(|c| c.threads = 0), "--threads"),
+            (
+                Box::new(|c| c.total = Some(0)),
+                "--total must be at least 1",
+            ),
+            (
+                Box::new(|c| c.total = Some(5)),
+                "cannot be combined with --warmup",
+            ),
+            (Box::new(|c| c.rate = Some(0.0)), "--rate"),
+            (Box::new(|c| c.rate = Some(f64::NAN)), "--rate"),
+            (Box::new(|c| c.size = MAX_SIZE + 1), "--size"),
+            (
+                Box::new(|c| {
+                    c.url = "tcp://127.0.0.1:9".into();
+                    c.size = 0;
+                }),
+                "tcp://",
+            ),
+        ];
+        for (change, needle) in cases {
+            let mut config = ok.clone();
+            change(&mut config);
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    /// The config survives a JSON round trip with durations in seconds.
+    #[test]
+    fn json_round_trip() {
+        let mut config = Config::new("ws://127.0.0.1:1/ws");
+        config.duration = Duration::from_millis(2500);
+        config.rate = Some(1000.0);
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["duration_s"], 2.5);
+        assert_eq!(json["ws_mode"], "binary");
+        let back: Config = serde_json::from_value(json).unwrap();
+        assert_eq!(back, config);
+    }
+}

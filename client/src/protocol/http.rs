@@ -1,0 +1,412 @@
+//! HTTP/1.1 echo over keep-alive connections, written directly on the socket: the request is
+//! built once per connection and only its id bytes change, the response head is parsed in
+//! place with httparse, and the body is compared where it was read. A general HTTP client
+//! would allocate header maps and body buffers per request; a load generator that wants to
+//! stay cheaper than the server it measures cannot.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{Connection, Transfer, tcp_connect};
+use crate::config::Config;
+use crate::error::Failure;
+use crate::message;
+use crate::target::Target;
+
+/// Response heads larger than this are refused as a protocol error.
+const MAX_HEAD: usize = 64 * 1024;
+/// Header slots for httparse.
+const MAX_HEADERS: usize = 64;
+
+/// A keep-alive HTTP/1.1 connection doing `POST` echo round trips.
+#[derive(Debug)]
+pub struct HttpConnection {
+    stream: TcpStream,
+    /// The request to send; the id is stamped into its body in place.
+    request: Vec<u8>,
+    /// Where the body starts in `request`.
+    body_at: usize,
+    /// The same request with `Connection: close`, for the connection's last round trip.
+    closing: Vec<u8>,
+    closing_body_at: usize,
+    /// Read buffer, reused for every response.
+    buffer: Vec<u8>,
+    /// The server said it will close after this response.
+    server_closing: bool,
+}
+
+impl HttpConnection {
+    fn build(target: &Target, size: usize, close: bool) -> (Vec<u8>, usize) {
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n{}\r\n",
+            target.path,
+            target.host,
+            if close { "Connection: close\r\n" } else { "" },
+        )
+        .into_bytes();
+        let body_at = request.len();
+        request.resize(body_at + size, 0);
+        message::fill(&mut request[body_at..]);
+        (request, body_at)
+    }
+
+    async fn read_more(&mut self, filled: usize) -> Result<usize, Failure> {
+        if filled == self.buffer.len() {
+            self.buffer.resize(self.buffer.len() * 2, 0);
+        }
+        match self.stream.read(&mut self.buffer[filled..]).await {
+            Ok(0) => Err(Failure::ClosedByPeer(
+                "connection closed before the response was complete".to_owned(),
+            )),
+            Ok(n) => Ok(filled + n),
+            Err(err) => Err(Failure::read(&err)),
+        }
+    }
+
+    /// The body bytes of the request last sent (the keep-alive or the closing one).
+    fn sent_body(&self, closing: bool) -> &[u8] {
+        if closing {
+            &self.closing[self.closing_body_at..]
+        } else {
+            &self.request[self.body_at..]
+        }
+    }
+
+    /// Reads one complete response (skipping interim 1xx ones) and judges it against the
+    /// request's body; returns the bytes read.
+    async fn response(&mut self, closing: bool) -> Result<usize, Failure> {
+        let mut filled = 0;
+        let mut interim = 0;
+        loop {
+            match parse_head(&self.buffer[..filled])? {
+                None if filled >= MAX_HEAD => {
+                    return Err(Failure::ProtocolError(format!(
+                        "response head larger than {MAX_HEAD} bytes"
+                    )));
+                }
+                None => filled = self.read_more(filled).await?,
+                Some(head) if (100..200).contains(&head.status) => {
+                    // An unsolicited interim response (we never send Expect): skip it.
+                    self.buffer.copy_within(head.len..filled, 0);
+                    filled -= head.len;
+                    interim += head.len;
+                }
+                Some(head) => return Ok(interim + self.body(head, filled, closing).await?),
+            }
+        }
+    }
+
+    /// Reads the body `head` announces, with `filled` bytes already buffered, and judges it.
+    async fn body(
+        &mut self,
+        head: Head,
+        mut filled: usize,
+        closing: bool,
+    ) -> Result<usize, Failure> {
+        self.server_closing |= head.close;
+        match head.body {
+            BodyLength::Fixed(len) => {
+                let end = head.len + len;
+                if self.buffer.len() < end {
+                    self.buffer.resize(end, 0);
+                }
+                while filled < end {
+                    filled = self.read_more(filled).await?;
+                }
+                if filled > end {
+                    return Err(Failure::ProtocolError(format!(
+                        "{} unexpected bytes after the response",
+                        filled - end
+                    )));
+                }
+                judge(
+                    head.status,
+                    self.sent_body(closing),
+                    &self.buffer[head.len..end],
+                )?;
+                Ok(filled)
+            }
+            BodyLength::Chunked => {
+                let (received, body) = self.read_chunked(head.len, filled).await?;
+                judge(head.status, self.sent_body(closing), &body)?;
+                Ok(received)
+            }
+            BodyLength::UntilClose => {
+                loop {
+                    if filled == self.buffer.len() {
+                        self.buffer.resize(filled * 2, 0);
+                    }
+                    match self.stream.read(&mut self.buffer[filled..]).await {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(err) => return Err(Failure::read(&err)),
+                    }
+                }
+                self.server_closing = true;
+                judge(
+                    head.status,
+                    self.sent_body(closing),
+                    &self.buffer[head.len..filled],
+                )?;
+                Ok(filled)
+            }
+        }
+    }
+
+    /// Decodes a chunked body (the rare path: our servers send Content-Length). Returns the
+    /// bytes consumed and the decoded body.
+    async fn read_chunked(
+        &mut self,
+        mut at: usize,
+        mut filled: usize,
+    ) -> Result<(usize, Vec<u8>), Failure> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(pos) = self.buffer[at..filled]
+                    .windows(2)
+                    .position(|w| w == b"\r\n")
+                {
+                    break at + pos;
+                }
+                filled = self.read_more(filled).await?;
+            };
+            let line = std::str::from_utf8(&self.buffer[at..line_end]).unwrap_or("");
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| Failure::ProtocolError(format!("bad chunk size line {line:?}")))?;
+            at = line_end + 2;
+            if size == 0 {
+                // Optional trailers, then an empty line.
+                loop {
+                    match self.buffer[at..filled]
+                        .windows(2)
+                        .position(|w| w == b"\r\n")
+                    {
+                        Some(0) => return Ok((at + 2, body)),
+                        Some(pos) => at += pos + 2,
+                        None => filled = self.read_more(filled).await?,
+                    }
+                }
+            }
+            while filled < at + size + 2 {
+                filled = self.read_more(filled).await?;
+            }
+            body.extend_from_slice(&self.buffer[at..at + size]);
+            at += size + 2;
+        }
+    }
+}
+
+/// A 200 whose body is the message, or the failure it is.
+fn judge(status: u16, sent: &[u8], body: &[u8]) -> Result<(), Failure> {
+    if status != 200 {
+        return Err(Failure::HttpStatus(status));
+    }
+    message::verify(sent, body).map_err(Failure::EchoMismatch)
+}
+
+impl Connection for HttpConnection {
+    async fn connect(target: &Target, config: &Config) -> Result<Self, Failure> {
+        let stream = tcp_connect(target).await?;
+        let (request, body_at) = HttpConnection::build(target, config.size, false);
+        let (closing, closing_body_at) = HttpConnection::build(target, config.size, true);
+        Ok(HttpConnection {
+            stream,
+            request,
+            body_at,
+            closing,
+            closing_body_at,
+            buffer: vec![0; (config.size + 1024).clamp(16 * 1024, 1 << 20)],
+            server_closing: false,
+        })
+    }
+
+    async fn round_trip(&mut self, id: u64, last: bool) -> Result<Transfer, Failure> {
+        let (request, body_at) = if last {
+            (&mut self.closing, self.closing_body_at)
+        } else {
+            (&mut self.request, self.body_at)
+        };
+        message::stamp(&mut request[body_at..], id);
+        let sent = request.len();
+        if let Err(err) = self.stream.write_all(request).await {
+            return Err(Failure::SendFailed(err));
+        }
+        let received = self.response(last).await?;
+        Ok(Transfer { sent, received })
+    }
+
+    fn reusable(&self) -> bool {
+        !self.server_closing
+    }
+
+    async fn close(self) {
+        // HTTP/1.1 has no goodbye: the last request asked for `Connection: close`, or the
+        // connection is simply dropped.
+        drop(self.stream);
+    }
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyLength {
+    Fixed(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// The parts of a response head the client needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Head {
+    status: u16,
+    /// Length of the head in bytes.
+    len: usize,
+    body: BodyLength,
+    /// The server will close the connection after this response.
+    close: bool,
+}
+
+/// Parses a response head; `Ok(None)` while it is incomplete.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(err) => {
+            return Err(Failure::ProtocolError(format!(
+                "malformed response head: {err}"
+            )));
+        }
+    };
+    let status = response.code.unwrap_or(0);
+    let mut content_length: Option<usize> = None;
+    let mut chunked = false;
+    let mut close = response.version == Some(0);
+    for header in response.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| Failure::ProtocolError("invalid Content-Length".to_owned()))?;
+            if content_length.is_some_and(|known| known != value) {
+                return Err(Failure::ProtocolError(
+                    "conflicting Content-Length headers".to_owned(),
+                ));
+            }
+            content_length = Some(value);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked |= has_token(header.value, b"chunked");
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            if has_token(header.value, b"close") {
+                close = true;
+            } else if has_token(header.value, b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    let body = if chunked {
+        BodyLength::Chunked
+    } else if status == 204 || status == 304 || (100..200).contains(&status) {
+        BodyLength::Fixed(0)
+    } else if let Some(len) = content_length {
+        BodyLength::Fixed(len)
+    } else {
+        BodyLength::UntilClose
+    };
+    Ok(Some(Head {
+        status,
+        len,
+        body,
+        close,
+    }))
+}
+
+/// Whether a comma-separated header value contains `token` (case-insensitive).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Response heads parse to status, length, delimiting and connection intent.
+    #[test]
+    fn heads() {
+        let cases: [(&[u8], Option<Head>); 6] = [
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                Some(Head {
+                    status: 200,
+                    len: 38,
+                    body: BodyLength::Fixed(5),
+                    close: false,
+                }),
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Len", None),
+            (
+                b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\nConnection: close\r\n\r\n",
+                Some(Head {
+                    status: 500,
+                    len: 59,
+                    body: BodyLength::Fixed(0),
+                    close: true,
+                }),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Some(Head {
+                    status: 200,
+                    len: 53,
+                    body: BodyLength::Chunked,
+                    close: false,
+                }),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\n\r\n",
+                Some(Head {
+                    status: 200,
+                    len: 19,
+                    body: BodyLength::UntilClose,
+                    close: true,
+                }),
+            ),
+            (
+                b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n",
+                Some(Head {
+                    status: 204,
+                    len: 51,
+                    body: BodyLength::Fixed(0),
+                    close: false,
+                }),
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(
+                parse_head(bytes).unwrap(),
+                expected,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    /// Malformed heads and conflicting lengths are protocol errors.
+    #[test]
+    fn bad_heads() {
+        for bytes in [
+            &b"HTTP/1.1 2x0 OK\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: five\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_head(bytes), Err(Failure::ProtocolError(_))),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}

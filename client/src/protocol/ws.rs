@@ -1,0 +1,194 @@
+//! WebSocket echo on tokio-tungstenite: one masked message out, the same message (type and
+//! bytes) back. Pings from the server are answered by the library; a close from the server in
+//! place of an echo is `closed_by_peer`.
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use super::{Connection, Transfer, tcp_connect};
+use crate::config::{Config, WsMode};
+use crate::error::Failure;
+use crate::message;
+use crate::target::Target;
+
+/// A WebSocket connection doing echo round trips.
+#[derive(Debug)]
+pub struct WsConnection {
+    ws: WebSocketStream<TcpStream>,
+    payload: Vec<u8>,
+    mode: WsMode,
+    open: bool,
+}
+
+/// Size on the wire of a frame carrying `len` payload bytes: 2 header bytes, 2 or 8 more for
+/// lengths over 125 or 65535, and a 4-byte mask on client frames.
+pub fn frame_len(len: usize, masked: bool) -> usize {
+    let extended = match len {
+        0..=125 => 0,
+        126..=65535 => 2,
+        _ => 8,
+    };
+    2 + extended + if masked { 4 } else { 0 } + len
+}
+
+fn read_failure(err: WsError) -> Failure {
+    match err {
+        WsError::Io(err) => Failure::read(&err),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            Failure::ClosedByPeer("websocket closed".to_owned())
+        }
+        WsError::Protocol(err) => Failure::ProtocolError(err.to_string()),
+        WsError::Utf8(err) => {
+            Failure::ProtocolError(format!("invalid UTF-8 in a text echo: {err}"))
+        }
+        WsError::Capacity(err) => Failure::ProtocolError(err.to_string()),
+        other => Failure::ProtocolError(other.to_string()),
+    }
+}
+
+impl Connection for WsConnection {
+    async fn connect(target: &Target, config: &Config) -> Result<Self, Failure> {
+        let stream = tcp_connect(target).await?;
+        let limit = (config.size * 2).max(1 << 20);
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(limit))
+            .max_frame_size(Some(limit));
+        let (ws, _response) = tokio_tungstenite::client_async_with_config(
+            target.url.as_str(),
+            stream,
+            Some(ws_config),
+        )
+        .await
+        .map_err(|err| match err {
+            WsError::Http(response) => Failure::HandshakeFailed {
+                status: Some(response.status().as_u16()),
+                detail: "the server refused the WebSocket upgrade".to_owned(),
+            },
+            WsError::Io(err) => Failure::HandshakeFailed {
+                status: None,
+                detail: err.to_string(),
+            },
+            other => Failure::HandshakeFailed {
+                status: None,
+                detail: other.to_string(),
+            },
+        })?;
+        let mut payload = vec![0; config.size];
+        message::fill(&mut payload);
+        Ok(WsConnection {
+            ws,
+            payload,
+            mode: config.ws_mode,
+            open: true,
+        })
+    }
+
+    async fn round_trip(&mut self, id: u64, _last: bool) -> Result<Transfer, Failure> {
+        message::stamp(&mut self.payload, id);
+        let bytes = Bytes::copy_from_slice(&self.payload);
+        let outgoing =
+            match self.mode {
+                WsMode::Binary => Message::Binary(bytes),
+                // Payloads are ASCII, so this cannot fail; if it ever did, say so instead of panicking.
+                WsMode::Text => Message::Text(Utf8Bytes::try_from(bytes).map_err(|err| {
+                    Failure::ProtocolError(format!("message is not UTF-8: {err}"))
+                })?),
+            };
+        if let Err(err) = self.ws.send(outgoing).await {
+            self.open = false;
+            return Err(match err {
+                WsError::Io(err) => Failure::SendFailed(err),
+                other => read_failure(other),
+            });
+        }
+        let sent = frame_len(self.payload.len(), true);
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Binary(ref data))) => {
+                    let received = frame_len(data.len(), false);
+                    self.check(data, "binary")?;
+                    return Ok(Transfer { sent, received });
+                }
+                Some(Ok(Message::Text(ref text))) => {
+                    let received = frame_len(text.len(), false);
+                    self.check(text.as_bytes(), "text")?;
+                    return Ok(Transfer { sent, received });
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    self.open = false;
+                    let detail = match frame {
+                        Some(frame) => format!(
+                            "close {} {:?}",
+                            u16::from(frame.code),
+                            frame.reason.as_str()
+                        ),
+                        None => "close without a code".to_owned(),
+                    };
+                    return Err(Failure::ClosedByPeer(detail));
+                }
+                // Pings and pongs: the library answers pings; wait on for the echo.
+                Some(Ok(_)) => {}
+                Some(Err(err)) => {
+                    self.open = false;
+                    return Err(read_failure(err));
+                }
+                None => {
+                    self.open = false;
+                    return Err(Failure::ClosedByPeer("connection ended".to_owned()));
+                }
+            }
+        }
+    }
+
+    fn reusable(&self) -> bool {
+        self.open
+    }
+
+    async fn close(mut self) {
+        if self.open && self.ws.close(None).await.is_ok() {
+            // Wait for the server's close reply; the stream ends after it.
+            while let Some(Ok(_)) = self.ws.next().await {}
+        }
+    }
+}
+
+impl WsConnection {
+    fn check(&self, echo: &[u8], kind: &'static str) -> Result<(), Failure> {
+        let sent_kind = match self.mode {
+            WsMode::Binary => "binary",
+            WsMode::Text => "text",
+        };
+        if kind != sent_kind {
+            return Err(Failure::WrongMessageType {
+                sent: sent_kind,
+                echoed: kind,
+            });
+        }
+        message::verify(&self.payload, echo).map_err(Failure::EchoMismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frame sizes follow RFC 6455's length encoding.
+    #[test]
+    fn frame_lengths() {
+        let cases = [
+            (0, true, 6),
+            (125, true, 131),
+            (126, true, 134),
+            (65535, false, 65539),
+            (65536, false, 65546),
+            (32, false, 34),
+        ];
+        for (len, masked, wire) in cases {
+            assert_eq!(frame_len(len, masked), wire, "{len} masked={masked}");
+        }
+    }
+}

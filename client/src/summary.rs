@@ -1,0 +1,229 @@
+//! The human-readable summary printed on stdout after a run (wrk/oha-like): throughput, the
+//! latency percentiles, errors, the client's own load and any flag that qualifies the result.
+
+use std::fmt::Write;
+
+use crate::latency::Percentiles;
+use crate::report::{Report, thresholds};
+
+/// Formats nanoseconds with a unit chosen for readability (3 significant digits).
+pub fn duration(nanos: u64) -> String {
+    let n = nanos as f64;
+    let (value, unit) = if n < 1e3 {
+        (n, "ns")
+    } else if n < 1e6 {
+        (n / 1e3, "µs")
+    } else if n < 1e9 {
+        (n / 1e6, "ms")
+    } else {
+        (n / 1e9, "s")
+    };
+    let decimals = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$}{unit}")
+}
+
+/// Formats an integer with thousands separators.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes_per_second(b: f64) -> String {
+    if b >= 1e9 {
+        format!("{:.2} GB/s", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB/s", b / 1e6)
+    } else {
+        format!("{:.1} kB/s", b / 1e3)
+    }
+}
+
+fn latency_row(out: &mut String, name: &str, p: &Percentiles) {
+    if p.count == 0 {
+        let _ = writeln!(out, "  {name:<12} (no samples)");
+        return;
+    }
+    let _ = write!(out, "  {name:<12}");
+    for v in [p.p50, p.p90, p.p99, p.p999, p.p9999, p.max] {
+        let _ = write!(out, "{:>10}", duration(v));
+    }
+    let _ = writeln!(out);
+}
+
+/// The summary text for `report`.
+pub fn render(report: &Report) -> String {
+    let c = &report.config;
+    let s = &report.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "echo-client {}: {} ({} at {})",
+        report.tool.version, report.target.url, report.target.protocol, report.target.addr
+    );
+    let lifetime = match c.roundtrips {
+        0 => "each kept for the whole run".to_owned(),
+        r => format!("each replaced after {r} round trips"),
+    };
+    let mode = match c.rate {
+        Some(rate) => format!("open loop at {rate} round trips/s"),
+        None => "closed loop".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "  {} connections, {lifetime}; {}-byte messages; {mode}; {} threads",
+        c.connections, c.size, c.threads
+    );
+    let _ = writeln!(
+        out,
+        "  measured {:.2}s after a {} warmup{}",
+        report.measured_s,
+        humantime::format_duration(c.warmup),
+        if report.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  Round trips  {} completed, {:.1}/s",
+        count(s.round_trips),
+        s.round_trips_per_s
+    );
+    let _ = writeln!(
+        out,
+        "  Transfer     sent {}, received {}",
+        bytes_per_second(s.bytes_sent_per_s),
+        bytes_per_second(s.bytes_received_per_s)
+    );
+    let _ = writeln!(
+        out,
+        "  Connections  {} opened, {} closed; {} round trips in flight at the deadline (not counted)",
+        count(s.connections_opened),
+        count(s.connections_closed),
+        count(s.in_flight_at_deadline)
+    );
+    if let Some(late) = s.late_sends {
+        let _ = writeln!(
+            out,
+            "  Late sends   {} (held back by an unanswered echo or a reconnect)",
+            count(late)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  Latency     {:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "p50", "p90", "p99", "p99.9", "p99.99", "max"
+    );
+    let round_trip_name = if c.rate.is_some() {
+        "uncorrected"
+    } else {
+        "round trip"
+    };
+    latency_row(&mut out, round_trip_name, &report.latency.round_trip);
+    if let Some(corrected) = &report.latency.corrected {
+        latency_row(&mut out, "corrected", corrected);
+    }
+    latency_row(&mut out, "connect", &report.latency.connect);
+    let _ = writeln!(out);
+    if report.errors.kinds.is_empty() {
+        let _ = writeln!(out, "  Errors       none");
+    } else {
+        let _ = writeln!(out, "  Errors       {} in all", count(s.errors));
+        for (kind, entry) in &report.errors.kinds {
+            let sample = entry.samples.first().map_or("", String::as_str);
+            let _ = writeln!(
+                out,
+                "    {:<20}{:>10}  {sample}",
+                kind.name(),
+                count(entry.count)
+            );
+        }
+    }
+    let l = &report.client;
+    let _ = writeln!(
+        out,
+        "  Client       CPU {:.2}s = {:.0}% of {} CPU; busiest thread {:.0}%{}",
+        l.cpu_s,
+        l.utilization * 100.0,
+        l.capacity_cpus,
+        l.max_thread_utilization * 100.0,
+        l.cpu_us_per_round_trip
+            .map(|us| format!("; {us:.2}µs CPU per round trip"))
+            .unwrap_or_default()
+    );
+    if let Some(steal) = l.steal_percent {
+        let _ = writeln!(out, "  Machine      CPU steal {steal:.1}%");
+    }
+    let f = &report.flags;
+    let mut flags = Vec::new();
+    if f.client_saturated {
+        flags.push(format!(
+            "client_saturated: the client used over {:.0}% of its CPU, so it may have set the pace, not the server",
+            thresholds::CLIENT_SATURATED * 100.0
+        ));
+    }
+    if f.high_steal {
+        flags.push(format!(
+            "high_steal: over {:.0}% of CPU time was stolen by the host; repeat the run",
+            thresholds::HIGH_STEAL_PERCENT
+        ));
+    }
+    if f.all_failed {
+        flags.push("all_failed: not one round trip completed".to_owned());
+    }
+    if flags.is_empty() {
+        let _ = writeln!(out, "  Flags        none");
+    } else {
+        for flag in flags {
+            let _ = writeln!(out, "  Flag         {flag}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durations pick a unit and keep 3 significant digits; counts get separators.
+    #[test]
+    fn formatting() {
+        let cases = [
+            (0, "0.00ns"),
+            (999, "999ns"),
+            (1_000, "1.00µs"),
+            (12_345, "12.3µs"),
+            (512_000, "512µs"),
+            (1_500_000, "1.50ms"),
+            (2_000_000_000, "2.00s"),
+        ];
+        for (nanos, text) in cases {
+            assert_eq!(duration(nanos), text);
+        }
+        let counts = [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1_234_567, "1,234,567"),
+        ];
+        for (n, text) in counts {
+            assert_eq!(count(n), text);
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Where the load goes: a URL parsed into protocol, address and request path, with the
+//! loopback check that keeps a mistyped host from load-testing somebody else's machine.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol of a target, from its URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `http://`: each round trip is a `POST` whose body must come back as the response body.
+    Http,
+    /// `ws://`: each round trip is a message that must come back as the same message.
+    #[serde(rename = "websocket")]
+    WebSocket,
+    /// `tcp://`: each round trip is a write whose bytes must be read back.
+    Tcp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Http => "http",
+            Protocol::WebSocket => "websocket",
+            Protocol::Tcp => "tcp",
+        })
+    }
+}
+
+/// A resolved target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// The protocol its scheme names.
+    pub protocol: Protocol,
+    /// The host as written in the URL (sent as `Host`).
+    pub host: String,
+    /// The port (explicit, or 80 for http/ws).
+    pub port: u16,
+    /// The request path and query for HTTP and WebSocket (`/echo` for HTTP when the URL has
+    /// none); empty for TCP.
+    pub path: String,
+    /// The address connections go to: the first one the host resolves to.
+    pub addr: SocketAddr,
+}
+
+/// Why a URL cannot be used as a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// Not a URL at all.
+    #[error(
+        "`{url}` is not a valid URL ({reason}); expected e.g. http://127.0.0.1:8080/echo, ws://127.0.0.1:8080/ws or tcp://127.0.0.1:9000"
+    )]
+    Invalid {
+        /// The URL given.
+        url: String,
+        /// What the URL parser said.
+        reason: String,
+    },
+    /// A scheme we do not speak.
+    #[error(
+        "unsupported scheme `{scheme}` in `{url}`; use http://, ws:// or tcp:// (TLS is not supported: it would measure the cipher, not the server)"
+    )]
+    Scheme {
+        /// The URL given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// tcp:// needs a port.
+    #[error("`{url}` has no port; tcp:// targets need one, e.g. tcp://127.0.0.1:9000")]
+    NoPort {
+        /// The URL given.
+        url: String,
+    },
+    /// The host did not resolve.
+    #[error("cannot resolve the host of `{url}`: {reason}")]
+    Resolve {
+        /// The URL given.
+        url: String,
+        /// The resolver's message.
+        reason: String,
+    },
+    /// The host is not loopback and remote targets were not allowed.
+    #[error(
+        "refusing to load {addr} ({url}): it is not a loopback address. echo-client generates heavy load and only targets this machine unless you pass --allow-remote, which you should do only for servers you are allowed to load-test"
+    )]
+    Remote {
+        /// The URL given.
+        url: String,
+        /// The non-loopback address it resolved to.
+        addr: SocketAddr,
+    },
+}
+
+impl Target {
+    /// Parses and resolves `url`; a host that resolves to anything outside loopback is refused
+    /// unless `allow_remote`.
+    pub fn parse(url: &str, allow_remote: bool) -> Result<Target, TargetError> {
+        let parsed = url::Url::parse(url).map_err(|err| TargetError::Invalid {
+            url: url.to_owned(),
+            reason: err.to_string(),
+        })?;
+        let protocol = match parsed.scheme() {
+            "http" => Protocol::Http,
+            "ws" => Protocol::WebSocket,
+            "tcp" => Protocol::Tcp,
+            other => {
+                return Err(TargetError::Scheme {
+                    url: url.to_owned(),
+                    scheme: other.to_owned(),
+                });
+            }
+        };
+        let host = match parsed.host() {
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+            Some(host) => host.to_string(),
+            None => {
+                return Err(TargetError::Invalid {
+                    url: url.to_owned(),
+                    reason: "no host".to_owned(),
+                });
+            }
+        };
+        let port = match (parsed.port_or_known_default(), protocol) {
+            (Some(port), _) => port,
+            (None, Protocol::WebSocket) => 80,
+            (None, _) => {
+                return Err(TargetError::NoPort {
+                    url: url.to_owned(),
+                });
+            }
+        };
+        let path = match protocol {
+            Protocol::Tcp => String::new(),
+            Protocol::Http if !has_explicit_path(url) => "/echo".to_owned(),
+            _ => match parsed.query() {
+                Some(query) => format!("{}?{query}", parsed.path()),
+                None => parsed.path().to_owned(),
+            },
+        };
+        let resolve_host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = (resolve_host, port)
+            .to_socket_addrs()
+            .map_err(|err| TargetError::Resolve {
+                url: url.to_owned(),
+                reason: err.to_string(),
+            })?
+            .collect();
+        let Some(&addr) = addrs.first() else {
+            return Err(TargetError::Resolve {
+                url: url.to_owned(),
+                reason: "no addresses".to_owned(),
+            });
+        };
+        if !allow_remote {
+            // Every address must be loopback: a name that also resolves elsewhere is refused.
+            if let Some(&remote) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+                return Err(TargetError::Remote {
+                    url: url.to_owned(),
+                    addr: remote,
+                });
+            }
+        }
+        Ok(Target {
+            url: url.to_owned(),
+            protocol,
+            host: match parsed.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            },
+            port,
+            path,
+            addr,
+        })
+    }
+}
+
+/// Whether anything follows the authority of `url` (`http://h:1` has no path; `http://h:1/`
+/// has one), which the URL parser cannot tell us because it normalizes both to `/`.
+fn has_explicit_path(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    after_scheme.contains(['/', '?'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// URLs parse to the protocol, Host header, path and address they name.
+    #[test]
+    fn parses_targets() {
+        let cases = [
+            (
+                "http://127.0.0.1:8080",
+                Protocol::Http,
+                "127.0.0.1:8080",
+                "/echo",
+                8080,
+            ),
+            (
+                "http://127.0.0.1:8080/",
+                Protocol::Http,
+                "127.0.0.1:8080",
+                "/",
+                8080,
+            ),
+            (
+                "http://127.0.0.1:8080/json?x=1",
+                Protocol::Http,
+                "127.0.0.1:8080",
+                "/json?x=1",
+                8080,
+            ),
+            ("http://127.0.0.1", Protocol::Http, "127.0.0.1", "/echo", 80),
+            (
+                "ws://127.0.0.1:9/ws",
+                Protocol::WebSocket,
+                "127.0.0.1:9",
+                "/ws",
+                9,
+            ),
+            (
+                "ws://127.0.0.1:9",
+                Protocol::WebSocket,
+                "127.0.0.1:9",
+                "/",
+                9,
+            ),
+            ("tcp://127.0.0.1:7", Protocol::Tcp, "127.0.0.1:7", "", 7),
+            (
+                "http://[::1]:8080/echo",
+                Protocol::Http,
+                "[::1]:8080",
+                "/echo",
+                8080,
+            ),
+            (
+                "http://localhost:8080/echo",
+                Protocol::Http,
+                "localhost:8080",
+                "/echo",
+                8080,
+            ),
+        ];
+        for (url, protocol, host, path, port) in cases {
+            let target = Target::parse(url, false).unwrap();
+            assert_eq!(target.protocol, protocol, "{url}");
+            assert_eq!(target.host, host, "{url}");
+            assert_eq!(target.path, path, "{url}");
+            assert_eq!(target.addr.port(), port, "{url}");
+            assert!(target.addr.ip().is_loopback(), "{url}");
+        }
+    }
+
+    /// Bad URLs and remote hosts are refused with a message naming the URL and the fix.
+    #[test]
+    fn refuses_bad_targets() {
+        let cases = [
+            ("127.0.0.1:8080", "is not a valid URL"),
+            ("https://127.0.0.1:8443/", "unsupported scheme `https`"),
+            ("wss://127.0.0.1/", "unsupported scheme `wss`"),
+            ("tcp://127.0.0.1", "has no port"),
+            ("http://10.1.2.3:80/", "not a loopback address"),
+            ("ws://192.0.2.1:80/", "--allow-remote"),
+        ];
+        for (url, needle) in cases {
+            let err = Target::parse(url, false).unwrap_err().to_string();
+            assert!(err.contains(needle), "{url}: {err}");
+        }
+        // Allowed explicitly, a remote address parses (nothing is sent by parsing).
+        assert!(Target::parse("http://10.1.2.3:80/", true).is_ok());
+    }
+}

@@ -1,0 +1,173 @@
+//! The `echo-client` binary: its documented exit codes, its outputs, and that an interrupted
+//! run still writes its report.
+
+// Helpers outside #[test] functions fail the test by panicking, like assertions do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use echo_client::Report;
+use echo_servers::{Fixture, Impl};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_echo-client");
+
+fn client(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// A completed run exits 0, prints the summary and writes the JSON and CSV files.
+#[test]
+fn completed_run_exits_zero() {
+    let srv = Fixture::builder(Impl::Hyper).start_blocking().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let csv = dir.path().join("r.csv");
+    let output = client(&[
+        &srv.url(),
+        "-c",
+        "2",
+        "-n",
+        "50",
+        "-t",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Round trips  50 completed"), "{stdout}");
+    assert!(stdout.contains("Errors       none"), "{stdout}");
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report.summary.round_trips, 50);
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 2);
+}
+
+/// Bad flags, a non-loopback target and an unreachable one each have their exit code and a
+/// one-line error naming the input.
+#[test]
+fn failures_have_their_exit_codes() {
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("tcp://127.0.0.1:{free_port}");
+    let cases: [(&[&str], i32, &str); 6] = [
+        (
+            &["http://127.0.0.1:1/", "-c", "0"],
+            2,
+            "--connections must be at least 1",
+        ),
+        (
+            &["http://127.0.0.1:1/", "--rate=-5"],
+            2,
+            "--rate must be a positive number",
+        ),
+        (&["https://127.0.0.1:1/"], 2, "unsupported scheme `https`"),
+        (&["http://192.0.2.7/"], 2, "--allow-remote"),
+        (&[&unreachable, "-d", "1s"], 3, "cannot reach"),
+        (&["tcp://127.0.0.1:1", "--size", "0"], 2, "--size 0"),
+    ];
+    for (args, code, needle) in cases {
+        let output = client(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// A run in which every round trip fails exits 4, and still writes its report.
+#[test]
+fn all_failed_exits_four() {
+    let srv = Fixture::builder(Impl::Tcp)
+        .delay(Duration::from_millis(300))
+        .start_blocking()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let output = client(&[
+        &srv.url(),
+        "-c",
+        "1",
+        "-n",
+        "2",
+        "--timeout",
+        "50ms",
+        "--connect-timeout",
+        "5s",
+        "-q",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(4));
+    assert!(output.stdout.is_empty(), "--quiet prints nothing");
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report.flags.all_failed);
+    assert_eq!(report.summary.errors, 2);
+}
+
+/// SIGINT mid-run stops the run, exits 130, and the report covers what ran.
+#[test]
+fn interrupted_run_still_reports() {
+    let srv = Fixture::builder(Impl::Tcp).start_blocking().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut child = Command::new(BIN)
+        .args([
+            &srv.url(),
+            "-c",
+            "4",
+            "-d",
+            "60s",
+            "--warmup",
+            "0s",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "echo_client=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (started_tx, started) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("load started") {
+                let _ = started_tx.send(());
+            }
+        }
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the load never started");
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGINT,
+    )
+    .unwrap();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait().unwrap());
+    });
+    let status = done
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no exit after SIGINT");
+    assert_eq!(status.code(), Some(130));
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report.interrupted);
+    assert!(report.measured_s < 30.0, "{}", report.measured_s);
+}

@@ -1,0 +1,111 @@
+//! Exact counts with `--total` and `--roundtrips` against every reference server: the numbers
+//! a deterministic run must produce, whatever the thread count.
+
+use std::time::Duration;
+
+use echo_client::run::{RunOptions, run};
+use echo_client::{Config, WsMode};
+use echo_servers::{Fixture, Impl};
+
+fn config(url: String, connections: u32, roundtrips: u64, total: u64, threads: usize) -> Config {
+    Config {
+        connections,
+        roundtrips,
+        total: Some(total),
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(30),
+        threads,
+        ..Config::new(url)
+    }
+}
+
+/// c=4, r=10, n=400: exactly 400 round trips over exactly 40 connections, on every server and
+/// with one or two worker threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn total_and_roundtrips_are_exact() {
+    for imp in Impl::ALL {
+        let srv = Fixture::start(imp).await.unwrap();
+        for threads in [1, 2] {
+            let report = run(
+                config(srv.url(), 4, 10, 400, threads),
+                RunOptions::default(),
+            )
+            .await
+            .unwrap();
+            let s = &report.summary;
+            assert_eq!(s.errors, 0, "{imp}: {:?}", report.errors);
+            assert_eq!(s.round_trips, 400, "{imp} t={threads}");
+            assert_eq!(s.connections_opened, 40, "{imp} t={threads}");
+            assert_eq!(s.connections_closed, 40, "{imp} t={threads}");
+            assert_eq!(s.in_flight_at_deadline, 0, "{imp}");
+            assert_eq!(report.latency.round_trip.count, 400, "{imp}");
+            assert_eq!(report.latency.connect.count, 40, "{imp}");
+            assert!(!report.interrupted && !report.flags.all_failed, "{imp}");
+        }
+    }
+}
+
+/// With r=0 every virtual client keeps one connection; the total still holds exactly.
+#[tokio::test]
+async fn kept_connections_with_a_total() {
+    let srv = Fixture::start(Impl::Tungstenite).await.unwrap();
+    let mut c = config(srv.url(), 3, 0, 101, 2);
+    c.ws_mode = WsMode::Text;
+    c.size = 4096;
+    let report = run(c, RunOptions::default()).await.unwrap();
+    assert_eq!(report.summary.round_trips, 101);
+    assert_eq!(report.summary.connections_opened, 3);
+    assert_eq!(report.summary.errors, 0);
+}
+
+/// Every message size the servers are tested with round-trips without errors.
+#[tokio::test]
+async fn message_sizes() {
+    for imp in [Impl::Hyper, Impl::AxumWs, Impl::Tcp] {
+        let srv = Fixture::start(imp).await.unwrap();
+        for size in [0usize, 1, 16, 125, 126, 65536, 1 << 20] {
+            if size == 0 && imp == Impl::Tcp {
+                continue;
+            }
+            let mut c = config(srv.url(), 2, 2, 6, 1);
+            c.size = size;
+            let report = run(c, RunOptions::default()).await.unwrap();
+            assert_eq!(
+                report.summary.round_trips, 6,
+                "{imp} size {size}: {:?}",
+                report.errors
+            );
+        }
+    }
+}
+
+/// In duration mode the per-second timeline partitions the measured window exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_adds_up() {
+    let srv = Fixture::start(Impl::Hyper).await.unwrap();
+    let c = Config {
+        connections: 8,
+        duration: Duration::from_millis(2500),
+        warmup: Duration::from_millis(300),
+        threads: 2,
+        ..Config::new(srv.url())
+    };
+    let report = run(c, RunOptions::default()).await.unwrap();
+    let seconds: Vec<u32> = report.timeline.iter().map(|s| s.second).collect();
+    assert_eq!(seconds, [0, 1, 2]);
+    let summed: u64 = report.timeline.iter().map(|s| s.round_trips).sum();
+    assert_eq!(summed, report.summary.round_trips);
+    assert!(
+        (report.timeline[2].duration_s - 0.5).abs() < 0.05,
+        "{:?}",
+        report.timeline[2]
+    );
+    assert!(
+        (report.measured_s - 2.5).abs() < 0.05,
+        "{}",
+        report.measured_s
+    );
+    assert!(report.summary.round_trips > 0);
+    assert!(report.summary.in_flight_at_deadline <= 8);
+    assert_eq!(report.config.warmup, Duration::from_millis(300));
+}
