@@ -32,3 +32,20 @@ serve IMPL *ARGS:
 # Run the criterion micro-benchmarks (full timing; results under target/criterion/).
 microbench *ARGS:
     cargo bench --workspace -- {{ARGS}}
+
+# The default benchmark matrix (~4 min on 2 CPUs): results/<date>-<host>-<sha>/.
+bench *ARGS:
+    cargo run --release --quiet -p echo-harness -- run {{ARGS}}
+
+# The matrix in --quick mode (one trial of short runs, under a minute): a smoke test.
+bench-quick *ARGS:
+    cargo run --release --quiet -p echo-harness -- run --quick --out target/bench-quick {{ARGS}}
+
+# Compare two result folders cell by cell (Welch's t-test over trials).
+compare A B:
+    cargo run --release --quiet -p echo-harness -- compare {{A}} {{B}}
+
+# WebSocket conformance: Autobahn TestSuite cases 1-10 against every WebSocket server; fails on any FAILED.
+conformance:
+    conformance/install.sh
+    python3 conformance/run.py

@@ -1,0 +1,254 @@
+//! Per-cell results over trials: the median and spread of throughput, latency percentiles from
+//! the merged HDR histograms of all trials (never averaged percentiles), server cost, and the
+//! flags that qualify a cell.
+
+use echo_client::latency::{self, Percentiles};
+use echo_client::report::thresholds;
+
+use crate::matrix::Cell;
+use crate::stats::{self, Spread};
+use crate::trial::{Status, TrialResult};
+
+/// A cell is noisy when its throughput varies by more than this (CV, percent) across trials.
+pub const NOISY_CV_PERCENT: f64 = 5.0;
+
+/// One cell's summary.
+#[derive(Debug, Clone)]
+pub struct CellSummary {
+    /// The cell.
+    pub cell: Cell,
+    /// Which attempt these trials come from (the latest).
+    pub attempt: u32,
+    /// Trials that ran to the end.
+    pub trials_ok: usize,
+    /// Trials that failed.
+    pub trials_failed: usize,
+    /// Why trials failed: distinct reasons, each with the details that follow its first line
+    /// (such as the server's stderr tail).
+    pub failures: Vec<String>,
+    /// Round trips per second over the ok trials.
+    pub throughput: Option<Spread>,
+    /// Round-trip latency from the merged histograms.
+    pub latency: Option<Percentiles>,
+    /// Corrected latency (open loop) from the merged histograms.
+    pub corrected: Option<Percentiles>,
+    /// Server CPU µs per round trip.
+    pub server_cpu_us_per_round_trip: Option<Spread>,
+    /// Server CPU as a fraction of one CPU.
+    pub server_cpu_utilization: Option<Spread>,
+    /// Peak RSS, bytes.
+    pub rss_peak: Option<Spread>,
+    /// RSS added per connection, bytes.
+    pub rss_per_connection: Option<Spread>,
+    /// Errors over all ok trials.
+    pub errors: u64,
+    /// Highest CPU steal of any trial, percent.
+    pub max_steal_percent: Option<f64>,
+    /// CV above [`NOISY_CV_PERCENT`] or a trial with steal above 5%.
+    pub noisy: bool,
+    /// Some trial's client was saturated.
+    pub client_saturated: bool,
+}
+
+/// Summarises every cell, in the order cells first appear, from its latest attempt.
+pub fn summarise(results: &[TrialResult]) -> Vec<CellSummary> {
+    let mut order: Vec<&Cell> = Vec::new();
+    for result in results {
+        if !order.contains(&&result.cell) {
+            order.push(&result.cell);
+        }
+    }
+    order
+        .into_iter()
+        .map(|cell| {
+            let attempt = results
+                .iter()
+                .filter(|r| &r.cell == cell)
+                .map(|r| r.attempt)
+                .max()
+                .unwrap_or(0);
+            let trials: Vec<&TrialResult> = results
+                .iter()
+                .filter(|r| &r.cell == cell && r.attempt == attempt)
+                .collect();
+            summarise_cell(cell, attempt, &trials)
+        })
+        .collect()
+}
+
+fn summarise_cell(cell: &Cell, attempt: u32, trials: &[&TrialResult]) -> CellSummary {
+    let ok: Vec<&TrialResult> = trials
+        .iter()
+        .copied()
+        .filter(|t| t.status == Status::Ok && t.report.is_some())
+        .collect();
+    let values = |f: &dyn Fn(&TrialResult) -> Option<f64>| -> Option<Spread> {
+        stats::spread(&ok.iter().filter_map(|t| f(t)).collect::<Vec<f64>>())
+    };
+    let throughput = values(&|t| t.round_trips_per_s());
+    let mut merged = None;
+    let mut merged_corrected = None;
+    for trial in &ok {
+        let Some(report) = trial.report.as_deref() else {
+            continue;
+        };
+        if let Ok(h) = report.histograms.round_trip() {
+            merge(&mut merged, h);
+        }
+        if let Some(Ok(h)) = report.histograms.corrected() {
+            merge(&mut merged_corrected, h);
+        }
+    }
+    let max_steal_percent = ok.iter().filter_map(|t| t.steal_percent()).reduce(f64::max);
+    let noisy = throughput
+        .and_then(|s| s.cv_percent)
+        .is_some_and(|cv| cv > NOISY_CV_PERCENT)
+        || max_steal_percent.is_some_and(|s| s > thresholds::HIGH_STEAL_PERCENT);
+    let mut failures: Vec<String> = Vec::new();
+    for trial in trials.iter().filter(|t| t.status == Status::Failed) {
+        let first = trial.reason.lines().next().unwrap_or("");
+        if !failures.iter().any(|f| f.lines().next() == Some(first)) {
+            failures.push(trial.reason.clone());
+        }
+    }
+    CellSummary {
+        cell: cell.clone(),
+        attempt,
+        trials_ok: ok.len(),
+        trials_failed: trials.iter().filter(|t| t.status == Status::Failed).count(),
+        failures,
+        throughput,
+        latency: merged.as_ref().map(Percentiles::of),
+        corrected: merged_corrected.as_ref().map(Percentiles::of),
+        server_cpu_us_per_round_trip: values(&|t| t.server_cpu_us_per_round_trip()),
+        server_cpu_utilization: values(&|t| t.server_cpu_utilization()),
+        rss_peak: values(&|t| t.server.and_then(|s| s.rss_peak).map(|b| b as f64)),
+        rss_per_connection: values(&|t| t.rss_per_connection()),
+        errors: ok
+            .iter()
+            .filter_map(|t| t.report.as_deref())
+            .map(|r| r.summary.errors)
+            .sum(),
+        max_steal_percent,
+        noisy,
+        client_saturated: ok
+            .iter()
+            .filter_map(|t| t.report.as_deref())
+            .any(|r| r.flags.client_saturated),
+    }
+}
+
+fn merge(into: &mut Option<hdrhistogram::Histogram<u64>>, from: hdrhistogram::Histogram<u64>) {
+    match into {
+        None => *into = Some(from),
+        Some(h) => {
+            // Both decode from our own encodings with identical bounds; fall back to a fresh
+            // histogram with the same bounds if a foreign report had others.
+            if h.add(&from).is_err() {
+                let mut wide = latency::histogram();
+                for v in h.iter_recorded().chain(from.iter_recorded()) {
+                    wide.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                }
+                *h = wide;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trial::TrialResult;
+    use echo_client::Report;
+    use std::time::SystemTime;
+
+    fn cell() -> Cell {
+        Cell {
+            server_index: 0,
+            server: "s".into(),
+            protocol: echo_client::target::Protocol::Tcp,
+            connections: 2,
+            size: 32,
+            roundtrips: 0,
+            rate: None,
+        }
+    }
+
+    /// A minimal real report with `rps` round trips per second, each trip taking `micros`.
+    fn report(rps: f64, micros: &[u64]) -> Report {
+        let mut h = latency::histogram();
+        for &m in micros {
+            latency::record(&mut h, m * 1000);
+        }
+        let json = serde_json::json!({
+            "schema_version": 1,
+            "tool": {"name": "echo-client", "version": "0"},
+            "config": serde_json::to_value(echo_client::Config::new("tcp://127.0.0.1:1")).unwrap(),
+            "target": {"url": "tcp://127.0.0.1:1", "protocol": "tcp", "addr": "127.0.0.1:1"},
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z",
+            "measured_s": 1.0, "interrupted": false,
+            "summary": {"round_trips": rps as u64, "round_trips_per_s": rps, "bytes_sent": 0,
+                "bytes_received": 0, "bytes_sent_per_s": 0.0, "bytes_received_per_s": 0.0,
+                "connections_opened": 2, "connections_closed": 0, "in_flight_at_deadline": 2,
+                "errors": 1, "late_sends": null},
+            "latency": {"round_trip": Percentiles::of(&h), "connect": Percentiles::default(), "corrected": null},
+            "errors": {},
+            "client": {"threads": 1, "allowed_cpus": [1], "capacity_cpus": 1.0, "cpu_s": 0.5,
+                "utilization": 0.5, "max_thread_utilization": 0.5, "cpu_us_per_round_trip": null,
+                "steal_percent": 1.0},
+            "flags": {"client_saturated": false, "high_steal": false, "all_failed": false},
+            "timeline": [],
+            "histograms": {"round_trip": latency::encode(&h).unwrap(), "connect": latency::encode(&latency::histogram()).unwrap(), "corrected": null}
+        });
+        Report::from_json(&json.to_string()).unwrap()
+    }
+
+    fn ok_trial(trial: u32, attempt: u32, rps: f64, micros: &[u64]) -> TrialResult {
+        TrialResult {
+            report: Some(Box::new(report(rps, micros))),
+            status: Status::Ok,
+            reason: String::new(),
+            ..TrialResult::failed(&cell(), trial, attempt, SystemTime::now(), String::new())
+        }
+    }
+
+    /// Medians and CV come from the ok trials; percentiles from the merged histogram (the p50
+    /// of the merge, not the mean of the trials' p50s); failures are listed; the latest
+    /// attempt wins.
+    #[test]
+    fn summarises_trials() {
+        let results = vec![
+            ok_trial(1, 0, 100.0, &[10, 10, 10]),
+            ok_trial(2, 0, 120.0, &[10, 1000, 1000]),
+            ok_trial(3, 0, 110.0, &[10, 10, 10]),
+            TrialResult::failed(
+                &cell(),
+                4,
+                0,
+                SystemTime::now(),
+                "server exited (1)\nstderr...".into(),
+            ),
+        ];
+        let summary = &summarise(&results)[0];
+        assert_eq!((summary.trials_ok, summary.trials_failed), (3, 1));
+        assert_eq!(summary.failures, ["server exited (1)\nstderr..."]);
+        let t = summary.throughput.unwrap();
+        assert_eq!((t.median, t.min, t.max), (110.0, 100.0, 120.0));
+        // CV = 10 / 110 = 9.09% > 5%: noisy.
+        assert!(summary.noisy);
+        let latency = summary.latency.unwrap();
+        assert_eq!(latency.count, 9);
+        // 7 of 9 samples are 10 µs: the merged p50 is 10 µs (within HDR precision).
+        assert!((10_000..=10_010).contains(&latency.p50), "{}", latency.p50);
+        assert!(latency.max >= 1_000_000);
+        assert_eq!(summary.errors, 3);
+        assert_eq!(summary.max_steal_percent, Some(1.0));
+
+        let mut retried = results;
+        retried.push(ok_trial(1, 1, 200.0, &[5]));
+        let summary = &summarise(&retried)[0];
+        assert_eq!((summary.attempt, summary.trials_ok), (1, 1));
+        assert_eq!(summary.throughput.unwrap().median, 200.0);
+        assert!(!summary.noisy, "one trial has no CV");
+    }
+}

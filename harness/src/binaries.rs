@@ -1,0 +1,87 @@
+//! Finding `echo-server` and `echo-client`. They are looked for next to the harness binary
+//! (`target/release/` under cargo). When the harness itself runs under `cargo run`, it first
+//! asks cargo to build them in the same profile: otherwise a changed server could be benchmarked
+//! from a stale binary, and the results would describe code that no longer exists.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The binaries a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binaries {
+    /// Their folder (the `{bin}` placeholder).
+    pub dir: PathBuf,
+    /// `echo-server`.
+    pub server: PathBuf,
+    /// `echo-client`.
+    pub client: PathBuf,
+}
+
+/// Locates the binaries in `explicit` or next to this executable, building them first when
+/// running under cargo.
+pub fn locate(explicit: Option<&Path>) -> Result<Binaries, String> {
+    let dir = match explicit {
+        Some(dir) => dir.to_owned(),
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|err| format!("cannot find the harness's own path: {err}"))?;
+            let dir = exe.parent().map(Path::to_owned).unwrap_or_default();
+            if let Some(cargo) = std::env::var_os("CARGO") {
+                build_siblings(Path::new(&cargo), &dir)?;
+            }
+            dir
+        }
+    };
+    let binaries = Binaries {
+        server: dir.join("echo-server"),
+        client: dir.join("echo-client"),
+        dir,
+    };
+    for path in [&binaries.server, &binaries.client] {
+        if !path.is_file() {
+            return Err(format!(
+                "{} not found; build it with `cargo build --release --workspace` or pass --bin-dir",
+                path.display()
+            ));
+        }
+    }
+    Ok(binaries)
+}
+
+/// `cargo build` of echo-server and echo-client in the profile whose folder is `dir`.
+fn build_siblings(cargo: &Path, dir: &Path) -> Result<(), String> {
+    let mut command = Command::new(cargo);
+    command.args([
+        "build",
+        "--quiet",
+        "-p",
+        "echo-servers",
+        "-p",
+        "echo-client",
+        "--bins",
+    ]);
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("release") => {
+            command.arg("--release");
+        }
+        Some("debug") => {
+            eprintln!(
+                "warning: benchmarking debug builds; use `cargo run --release -p echo-harness`"
+            );
+        }
+        Some(profile) => {
+            command.args(["--profile", profile]);
+        }
+        None => {}
+    }
+    let status = command
+        .status()
+        .map_err(|err| format!("cannot run cargo to build echo-server and echo-client: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "building echo-server and echo-client failed ({status})"
+        ))
+    }
+}

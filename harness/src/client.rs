@@ -1,0 +1,142 @@
+//! Running `echo-client` for one trial: pinned to the client CPUs, in its own process group,
+//! with `--json` — the harness reads that structured report, never the human summary. On an
+//! interrupt the client gets SIGTERM, which makes it stop and still write its report.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use echo_client::Report;
+use echo_client::cli::exit;
+use nix::sys::signal::Signal;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RunSection;
+use crate::cpuset::CpuSet;
+use crate::matrix::Cell;
+use crate::process;
+
+/// The argument list for one trial (also recorded, so any run can be repeated by hand).
+pub fn arguments(
+    cell: &Cell,
+    url: &str,
+    run: &RunSection,
+    threads: usize,
+    json: &Path,
+) -> Vec<String> {
+    let mut args = vec![
+        url.to_owned(),
+        "--connections".into(),
+        cell.connections.to_string(),
+        "--roundtrips".into(),
+        cell.roundtrips.to_string(),
+        "--size".into(),
+        cell.size.to_string(),
+        "--duration".into(),
+        humantime::format_duration(run.duration).to_string(),
+        "--warmup".into(),
+        humantime::format_duration(run.warmup).to_string(),
+        "--timeout".into(),
+        humantime::format_duration(run.timeout).to_string(),
+        "--threads".into(),
+        threads.to_string(),
+        "--json".into(),
+        json.display().to_string(),
+        "--quiet".into(),
+        "--no-progress".into(),
+    ];
+    if let Some(rate) = cell.rate {
+        args.push("--rate".into());
+        args.push(rate.to_string());
+    }
+    args
+}
+
+/// What a client run produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A report (complete, or covering what ran before an interrupt).
+    Report(Box<Report>),
+    /// No report; why.
+    Failed(String),
+    /// Stopped by an interrupt before it could write a report.
+    Interrupted,
+}
+
+/// Runs the client and reads its report.
+pub async fn run(
+    client: &Path,
+    args: &[String],
+    cpus: &CpuSet,
+    json: &Path,
+    limit: Duration,
+    interrupt: &CancellationToken,
+) -> Outcome {
+    let mut argv = vec![client.display().to_string()];
+    argv.extend_from_slice(args);
+    let mut command = match process::command(&argv, cpus) {
+        Ok(command) => command,
+        Err(err) => return Outcome::Failed(format!("cannot prepare echo-client: {err}")),
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => return Outcome::Failed(format!("cannot start {}: {err}", client.display())),
+    };
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .unwrap_or(0);
+    let mut stderr = child.stderr.take();
+    let collect = tokio::spawn(async move {
+        let mut text = String::new();
+        if let Some(stderr) = stderr.as_mut() {
+            let _ = stderr.read_to_string(&mut text).await;
+        }
+        text
+    });
+    let mut interrupted = false;
+    let status = tokio::select! {
+        status = child.wait() => status.ok(),
+        () = interrupt.cancelled() => {
+            // The client stops, reports what ran, and exits 130.
+            interrupted = true;
+            process::signal_group(pgid, Signal::SIGTERM);
+            tokio::time::timeout(Duration::from_secs(10), child.wait()).await.ok().and_then(Result::ok)
+        }
+        () = tokio::time::sleep(limit) => {
+            process::signal_group(pgid, Signal::SIGKILL);
+            let _ = child.wait().await;
+            return Outcome::Failed(format!(
+                "echo-client did not finish within {}",
+                humantime::format_duration(limit)
+            ));
+        }
+    };
+    let stderr = collect.await.unwrap_or_default();
+    let code = status.and_then(|s| s.code());
+    match code.and_then(|c| u8::try_from(c).ok()) {
+        Some(exit::OK | exit::ALL_FAILED | exit::INTERRUPTED) => {
+            match std::fs::read_to_string(json) {
+                Ok(text) => match Report::from_json(&text) {
+                    Ok(report) => Outcome::Report(Box::new(report)),
+                    Err(err) => {
+                        Outcome::Failed(format!("unreadable report {}: {err}", json.display()))
+                    }
+                },
+                Err(err) => Outcome::Failed(format!("no report at {}: {err}", json.display())),
+            }
+        }
+        // SIGTERM before it had installed its handlers: nothing ran worth reporting.
+        _ if interrupted => Outcome::Interrupted,
+        _ => Outcome::Failed(format!(
+            "echo-client failed ({}): {}",
+            code.map_or_else(|| "killed".to_owned(), |c| format!("exit {c}")),
+            stderr.trim()
+        )),
+    }
+}

@@ -1,0 +1,378 @@
+//! The harness configuration (TOML): how long and how often each cell runs, which servers are
+//! compared, and the matrix of loads. Unknown keys are errors, and every error names the file,
+//! line and field, because a typo silently ignored would publish the wrong experiment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use echo_client::target::Protocol;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The configuration built into the binary (`default.toml`).
+pub const DEFAULT: &str = include_str!("default.toml");
+
+/// A whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarnessConfig {
+    /// Timing, trials and CPU placement.
+    #[serde(default)]
+    pub run: RunSection,
+    /// The servers compared.
+    #[serde(rename = "server", default)]
+    pub servers: Vec<ServerSpec>,
+    /// The loads, each block a product of its lists.
+    #[serde(rename = "matrix", default)]
+    pub matrices: Vec<MatrixSpec>,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Measured window of each run.
+    #[serde(with = "duration")]
+    pub duration: Duration,
+    /// Load before it, discarded.
+    #[serde(with = "duration")]
+    pub warmup: Duration,
+    /// Repetitions of every cell, interleaved.
+    pub trials: u32,
+    /// Pause between runs, so one run's TIME_WAIT sockets and caches settle.
+    #[serde(with = "duration")]
+    pub cooldown: Duration,
+    /// CPUs for servers (`taskset -c` syntax); default: the first half of the allowed CPUs.
+    pub server_cpus: Option<String>,
+    /// CPUs for the client; default: the other half.
+    pub client_cpus: Option<String>,
+    /// Longest wait for a server to become ready.
+    #[serde(with = "duration")]
+    pub ready_timeout: Duration,
+    /// The client's round-trip and connect timeout.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Time a server gets to exit after SIGTERM before SIGKILL.
+    #[serde(with = "duration")]
+    pub stop_grace: Duration,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            duration: Duration::from_secs(2),
+            warmup: Duration::from_millis(500),
+            trials: 3,
+            cooldown: Duration::from_millis(250),
+            server_cpus: None,
+            client_cpus: None,
+            ready_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How the harness knows a server is ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    /// Wait for a `listening <URL>` line on stdout (and take the URL from it).
+    #[default]
+    Line,
+    /// Poll until the port accepts connections (the harness picks the port).
+    Port,
+}
+
+/// `[[server]]`: one server to compare.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Name in results.
+    pub name: String,
+    /// Program and arguments, with `{bin}`, `{addr}`, `{host}`, `{port}` and `{threads}`
+    /// placeholders.
+    pub command: Vec<String>,
+    /// What it speaks.
+    pub protocol: Protocol,
+    /// Echo path for HTTP/WebSocket with `ready = "port"` (default `/echo` or `/ws`).
+    pub path: Option<String>,
+    /// How readiness is detected.
+    #[serde(default)]
+    pub ready: Readiness,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory (relative to the config file's folder).
+    pub cwd: Option<PathBuf>,
+}
+
+/// `[[matrix]]`: cells = servers x connections x size x roundtrips x rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    /// Concurrent connections.
+    pub connections: Vec<u32>,
+    /// Message sizes in bytes.
+    #[serde(default = "default_sizes")]
+    pub size: Vec<usize>,
+    /// Round trips per connection (0 = kept for the whole run).
+    #[serde(default = "default_roundtrips")]
+    pub roundtrips: Vec<u64>,
+    /// Open-loop rates in round trips per second; empty (or 0) = closed loop.
+    #[serde(default)]
+    pub rate: Vec<f64>,
+    /// Only these servers (by name); default: all.
+    pub servers: Option<Vec<String>>,
+    /// Only servers of these protocols; default: all.
+    pub protocols: Option<Vec<Protocol>>,
+}
+
+fn default_sizes() -> Vec<usize> {
+    vec![32]
+}
+
+fn default_roundtrips() -> Vec<u64> {
+    vec![0]
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or does not fit the schema (the message has line and field).
+    #[error("invalid config {origin}: {message}")]
+    Parse {
+        /// The file (or "built-in default").
+        origin: String,
+        /// toml's message, with line, column and the offending key.
+        message: String,
+    },
+    /// Parsed, but the values do not make sense together.
+    #[error("invalid config {origin}: {message}")]
+    Invalid {
+        /// The file (or "built-in default").
+        origin: String,
+        /// What is wrong and which field to change.
+        message: String,
+    },
+}
+
+impl HarnessConfig {
+    /// Parses and validates `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<HarnessConfig, ConfigError> {
+        let config: HarnessConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<HarnessConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        HarnessConfig::parse(&text, &path.display().to_string())
+    }
+
+    /// The built-in default.
+    pub fn default_config() -> Result<HarnessConfig, ConfigError> {
+        HarnessConfig::parse(DEFAULT, "built-in default")
+    }
+
+    /// `--quick`: one trial of short runs, for smoke tests.
+    pub fn quick(mut self) -> HarnessConfig {
+        self.run.trials = 1;
+        self.run.duration = Duration::from_millis(1000);
+        self.run.warmup = Duration::from_millis(250);
+        self.run.cooldown = Duration::from_millis(100);
+        self
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let run = &self.run;
+        if run.trials == 0 {
+            return Err("[run] trials must be at least 1".into());
+        }
+        for (name, value) in [
+            ("duration", run.duration),
+            ("ready_timeout", run.ready_timeout),
+            ("timeout", run.timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("[run] {name} must be greater than zero"));
+            }
+        }
+        if self.servers.is_empty() {
+            return Err("no [[server]] is configured".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for server in &self.servers {
+            if server.name.is_empty()
+                || !server
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "[[server]] name `{}` must be non-empty and use only letters, digits, `-`, `_` and `.` (it becomes part of file names)",
+                    server.name
+                ));
+            }
+            if !names.insert(server.name.as_str()) {
+                return Err(format!("[[server]] name `{}` is used twice", server.name));
+            }
+            if server.command.is_empty() || server.command[0].is_empty() {
+                return Err(format!("[[server]] `{}` has an empty command", server.name));
+            }
+        }
+        if self.matrices.is_empty() {
+            return Err("no [[matrix]] is configured".into());
+        }
+        for (i, matrix) in self.matrices.iter().enumerate() {
+            let block = format!("[[matrix]] #{}", i + 1);
+            if matrix.connections.is_empty()
+                || matrix.size.is_empty()
+                || matrix.roundtrips.is_empty()
+            {
+                return Err(format!(
+                    "{block}: connections, size and roundtrips must not be empty lists"
+                ));
+            }
+            if matrix.connections.contains(&0) {
+                return Err(format!("{block}: connections must be at least 1"));
+            }
+            if let Some(rate) = matrix.rate.iter().find(|r| !(r.is_finite() && **r >= 0.0)) {
+                return Err(format!(
+                    "{block}: rate {rate} is not a non-negative number of round trips per second"
+                ));
+            }
+            if let Some(names_given) = &matrix.servers
+                && let Some(unknown) = names_given.iter().find(|n| !names.contains(n.as_str()))
+            {
+                return Err(format!(
+                    "{block}: servers lists `{unknown}`, which is not a [[server]] name"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Durations as humantime strings ("2s", "500ms").
+mod duration {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|err| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration like \"2s\" or \"500ms\": {err}"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in default parses, validates and has the documented shape.
+    #[test]
+    fn default_is_valid() {
+        let config = HarnessConfig::default_config().unwrap();
+        let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["hyper", "axum", "tungstenite", "axum-ws", "tcp"]);
+        assert_eq!(config.run.trials, 3);
+        assert_eq!(config.matrices.len(), 3);
+        let quick = config.quick();
+        assert_eq!(
+            (quick.run.trials, quick.run.duration),
+            (1, Duration::from_secs(1))
+        );
+    }
+
+    /// Malformed configs fail with the line and the offending field named.
+    #[test]
+    fn errors_name_line_and_field() {
+        let server = "[[server]]\nname = \"a\"\ncommand = [\"x\"]\nprotocol = \"http\"\n";
+        let matrix = "[[matrix]]\nconnections = [1]\n";
+        let cases: Vec<(String, Vec<&str>)> = vec![
+            (format!("[run]\ndurration = \"2s\"\n{server}{matrix}"), vec!["line 2", "unknown field `durration`"]),
+            (format!("[run]\nduration = \"soon\"\n{server}{matrix}"), vec!["line 2", "`soon` is not a duration"]),
+            (format!("{server}protocol2 = 1\n{matrix}"), vec!["line 5", "unknown field `protocol2`"]),
+            (format!("[[server]]\nname = \"a\"\ncommand = [\"x\"]\nprotocol = \"gopher\"\n{matrix}"), vec!["line 4", "gopher"]),
+            (format!("{server}[[matrix]]\nconnections = \"64\"\n"), vec!["line 6", "connections"]),
+            (format!("{server}{server}{matrix}"), vec!["name `a` is used twice"]),
+            (server.to_string(), vec!["no [[matrix]]"]),
+            (format!("{server}[[matrix]]\nconnections = [0]\n"), vec!["[[matrix]] #1", "at least 1"]),
+            (format!("{server}[[matrix]]\nconnections = [1]\nservers = [\"b\"]\n"), vec!["`b`, which is not a [[server]] name"]),
+            (format!("[run]\ntrials = 0\n{server}{matrix}"), vec!["trials must be at least 1"]),
+            ("[[server]]\nname = \"a b\"\ncommand = [\"x\"]\nprotocol = \"tcp\"\n[[matrix]]\nconnections = [1]\n".into(), vec!["name `a b`"]),
+        ];
+        for (text, needles) in cases {
+            let err = HarnessConfig::parse(&text, "bench.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("invalid config bench.toml: "), "{err}");
+            for needle in needles {
+                assert!(
+                    err.contains(needle),
+                    "missing {needle:?} in: {err}\n--- for:\n{text}"
+                );
+            }
+        }
+    }
+
+    /// A full server entry with every optional field parses.
+    #[test]
+    fn full_server_entry() {
+        let text = r#"
+            [run]
+            duration = "1s"
+            server_cpus = "0"
+            client_cpus = "1"
+            [[server]]
+            name = "node-ws"
+            command = ["node", "ws-server.js", "--addr", "{addr}"]
+            protocol = "websocket"
+            path = "/"
+            ready = "port"
+            env = { NODE_ENV = "production" }
+            cwd = "peers/node"
+            [[matrix]]
+            connections = [1, 8]
+            rate = [0, 1000]
+            protocols = ["websocket"]
+        "#;
+        let config = HarnessConfig::parse(text, "x").unwrap();
+        let server = &config.servers[0];
+        assert_eq!(server.ready, Readiness::Port);
+        assert_eq!(server.protocol, Protocol::WebSocket);
+        assert_eq!(server.env["NODE_ENV"], "production");
+        assert_eq!(config.matrices[0].rate, [0.0, 1000.0]);
+        assert_eq!(config.run.client_cpus.as_deref(), Some("1"));
+    }
+}

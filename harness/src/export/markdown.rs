@@ -1,0 +1,218 @@
+//! `summary.md`: the comparison as Markdown tables, one per load family, with the flags
+//! explained — the page a reader of a published run opens first.
+
+use std::fmt::Write;
+
+use echo_client::summary::{count, duration};
+
+use super::comparison::loads;
+use super::manifest::Manifest;
+use crate::aggregate::{CellSummary, NOISY_CV_PERCENT};
+use crate::matrix::Load;
+
+fn family(load: &Load) -> String {
+    let lifetime = match load.roundtrips {
+        0 => "connections kept".to_owned(),
+        r => format!("connections replaced every {r} round trips"),
+    };
+    let mode = match load.rate {
+        Some(rate) => format!("open loop at {rate}/s"),
+        None => "closed loop".to_owned(),
+    };
+    format!(
+        "{}: {}-byte messages, {lifetime}, {mode}",
+        protocol_title(load),
+        load.size
+    )
+}
+
+fn protocol_title(load: &Load) -> &'static str {
+    match load.protocol {
+        echo_client::target::Protocol::Http => "HTTP",
+        echo_client::target::Protocol::WebSocket => "WebSocket",
+        echo_client::target::Protocol::Tcp => "TCP",
+    }
+}
+
+/// Renders the page.
+pub fn render(manifest: &Manifest, summaries: &[CellSummary]) -> String {
+    let mut out = String::new();
+    let m = &manifest.machine;
+    let run = &manifest.config.run;
+    let _ = writeln!(out, "# echobench results\n");
+    let _ = writeln!(
+        out,
+        "{} on `{}` ({}, {} CPUs online, kernel {}), git `{}`{}.{}\n",
+        manifest.started_at,
+        m.hostname,
+        m.cpu_model,
+        m.cpus_online,
+        m.kernel,
+        manifest.revision.sha.as_deref().unwrap_or("unknown"),
+        if manifest.revision.dirty == Some(true) {
+            " with uncommitted changes"
+        } else {
+            ""
+        },
+        if manifest.incomplete {
+            " **Incomplete run** (interrupted or still running)."
+        } else {
+            ""
+        },
+    );
+    let _ = writeln!(
+        out,
+        "Servers pinned to CPU {} and echo-client to CPU {}; {} interleaved trial(s) per cell, each {} measured after a {} warmup. CPU steal over the run: {}.\n",
+        manifest.pinning.server_cpus,
+        manifest.pinning.client_cpus,
+        run.trials,
+        humantime::format_duration(run.duration),
+        humantime::format_duration(run.warmup),
+        manifest
+            .steal_percent
+            .map_or_else(|| "unknown".to_owned(), |s| format!("{s:.2}%")),
+    );
+    let _ = writeln!(out, "Command: `{}`\n", manifest.command_line.join(" "));
+    let _ = writeln!(
+        out,
+        "Each entry: median round trips per second over the trials, (ratio to the best server of that load), and p99 latency read off the trials' merged HDR histograms. Flags: **N** noisy, **S** client saturated, **F** failed trials (see below).\n"
+    );
+
+    let mut current_family = String::new();
+    for (load, cells) in loads(summaries) {
+        let title = family(&load);
+        let mut servers: Vec<&str> = cells.iter().map(|c| c.cell.server.as_str()).collect();
+        servers.dedup();
+        if title != current_family {
+            current_family = title.clone();
+            let _ = writeln!(out, "\n## {title}\n");
+            let _ = write!(out, "| connections |");
+            for s in &servers {
+                let _ = write!(out, " {s} |");
+            }
+            let _ = write!(out, "\n|---:|");
+            for _ in &servers {
+                let _ = write!(out, "---:|");
+            }
+            let _ = writeln!(out);
+        }
+        let best = cells
+            .iter()
+            .filter_map(|c| c.throughput.map(|t| t.median))
+            .reduce(f64::max);
+        let _ = write!(out, "| {} |", load.connections);
+        for cell in &cells {
+            let _ = write!(out, " {} |", entry(cell, best));
+        }
+        let _ = writeln!(out);
+    }
+
+    let _ = writeln!(out, "\n## Server cost\n");
+    let _ = writeln!(
+        out,
+        "Medians over trials. CPU is the server's whole process group over the measured window; RSS per connection is (peak - idle) / connections.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| cell | CPU per round trip | CPU use | peak RSS | RSS per connection |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    for s in summaries {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            s.cell,
+            s.server_cpu_us_per_round_trip
+                .map_or_else(|| "-".to_owned(), |v| format!("{:.2} µs", v.median)),
+            s.server_cpu_utilization
+                .map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v.median * 100.0)),
+            s.rss_peak.map_or_else(
+                || "-".to_owned(),
+                |v| format!("{:.1} MiB", v.median / 1048576.0)
+            ),
+            s.rss_per_connection.map_or_else(
+                || "-".to_owned(),
+                |v| format!("{:.1} KiB", v.median / 1024.0)
+            ),
+        );
+    }
+
+    let _ = writeln!(out, "\n## Flags\n");
+    let noisy: Vec<String> = summaries
+        .iter()
+        .filter(|s| s.noisy)
+        .map(|s| s.cell.to_string())
+        .collect();
+    let saturated: Vec<String> = summaries
+        .iter()
+        .filter(|s| s.client_saturated)
+        .map(|s| s.cell.to_string())
+        .collect();
+    let failed: Vec<String> = summaries
+        .iter()
+        .filter(|s| s.trials_failed > 0)
+        .map(|s| {
+            format!(
+                "{} ({} failed: {})",
+                s.cell,
+                s.trials_failed,
+                s.failures.join("; ")
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "- **N (noisy)**: throughput varied by more than {NOISY_CV_PERCENT}% (coefficient of variation) across trials, or a trial saw more than 5% CPU steal. {}",
+        list(&noisy)
+    );
+    let _ = writeln!(
+        out,
+        "- **S (client saturated)**: echo-client used over 90% of its CPU in some trial, so the client may have set the pace; on loopback the client pays for the kernel's TCP work too. {}",
+        list(&saturated)
+    );
+    let _ = writeln!(
+        out,
+        "- **F (failed)**: trials that could not run or whose server crashed. {}",
+        list(&failed)
+    );
+    let _ = writeln!(
+        out,
+        "\n![throughput](throughput.svg)\n\n![p99 latency](p99.svg)"
+    );
+    out
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "None.".to_owned()
+    } else {
+        format!("Cells: {}.", items.join(", "))
+    }
+}
+
+fn entry(cell: &CellSummary, best: Option<f64>) -> String {
+    let mut text = match cell.throughput {
+        Some(t) => {
+            let ratio = best.map(|b| t.median / b).unwrap_or(1.0);
+            format!("{} ({ratio:.2})", count(t.median.round() as u64))
+        }
+        None => "-".to_owned(),
+    };
+    if let Some(p) = cell.latency.filter(|p| p.count > 0) {
+        let _ = write!(text, " · p99 {}", duration(p.p99));
+    }
+    let mut flags = String::new();
+    if cell.noisy {
+        flags.push('N');
+    }
+    if cell.client_saturated {
+        flags.push('S');
+    }
+    if cell.trials_failed > 0 {
+        flags.push('F');
+    }
+    if !flags.is_empty() {
+        let _ = write!(text, " **{flags}**");
+    }
+    text
+}

@@ -1,0 +1,101 @@
+//! Facts about the machine and the source tree, for the run manifest: what the numbers were
+//! measured on and built from.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+/// The host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Host name.
+    pub hostname: String,
+    /// CPU model from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Online logical CPUs.
+    pub cpus_online: usize,
+    /// CPUs this process may use.
+    pub cpus_allowed: Vec<usize>,
+    /// Kernel release.
+    pub kernel: String,
+    /// Total memory in bytes.
+    pub memory_bytes: Option<u64>,
+}
+
+impl Machine {
+    /// Reads the current machine.
+    pub fn read() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let cpus_online = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count();
+        let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+        });
+        Machine {
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "unknown".to_owned()),
+            cpu_model,
+            cpus_online,
+            cpus_allowed: echo_client::monitor::allowed_cpus(),
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "unknown".to_owned()),
+            memory_bytes,
+        }
+    }
+}
+
+/// The source revision the binaries were built from (as far as the working tree tells).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// `git rev-parse HEAD`, if this is a git checkout.
+    pub sha: Option<String>,
+    /// Uncommitted changes to tracked files (`git status --porcelain --untracked-files=no`).
+    pub dirty: Option<bool>,
+}
+
+impl Revision {
+    /// Reads the revision of the tree at `dir`.
+    pub fn read(dir: &Path) -> Revision {
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(args)
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        Revision {
+            sha: git(&["rev-parse", "HEAD"]),
+            dirty: git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()),
+        }
+    }
+
+    /// The first 7 characters of the sha, or `nogit`.
+    pub fn short(&self) -> String {
+        self.sha
+            .as_deref()
+            .map_or_else(|| "nogit".to_owned(), |s| s.chars().take(7).collect())
+    }
+}
+
+/// The compiler that built this binary.
+pub const RUSTC_VERSION: &str = env!("ECHOBENCH_RUSTC_VERSION");

@@ -1,0 +1,412 @@
+//! Running an experiment: every cell once per trial, trials interleaved (all cells of trial 1,
+//! then of trial 2, ...) so drift in the machine does not favour whoever ran first. For each
+//! trial: start the server pinned to its CPUs, check one echo, run echo-client pinned to its
+//! CPUs while sampling the server, stop the server and make sure its group is gone, then
+//! rewrite every results file. An interrupt stops the trial in progress, keeps everything
+//! written, and marks the run incomplete.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use echo_client::Config as ClientConfig;
+use echo_client::monitor::CpuTimes;
+use echo_client::run::RunOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::{self, CellSummary};
+use crate::binaries::Binaries;
+use crate::client::{self, Outcome};
+use crate::config::HarnessConfig;
+use crate::cpuset::CpuSet;
+use crate::export::{self, charts, comparison, manifest, markdown, raw, summary};
+use crate::matrix::Cell;
+use crate::progress::Progress;
+use crate::sampler;
+use crate::server::{Launch, RunningServer};
+use crate::trial::{ServerCost, Status, TrialResult};
+
+/// Everything a run needs, resolved.
+#[derive(Debug)]
+pub struct Plan {
+    /// The configuration (after overrides).
+    pub config: HarnessConfig,
+    /// Where the config came from.
+    pub config_source: String,
+    /// Folder that relative server commands and `cwd` are resolved against.
+    pub base_dir: PathBuf,
+    /// `--quick`.
+    pub quick: bool,
+    /// The cells.
+    pub cells: Vec<Cell>,
+    /// The echo binaries.
+    pub bins: Binaries,
+    /// Server CPUs.
+    pub server_cpus: CpuSet,
+    /// Client CPUs.
+    pub client_cpus: CpuSet,
+    /// The run folder (created by [`execute`]).
+    pub out_dir: PathBuf,
+    /// Rounds of re-running noisy cells.
+    pub retry_noisy: u32,
+    /// The harness command line.
+    pub command_line: Vec<String>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Every trial.
+    pub results: Vec<TrialResult>,
+    /// Per-cell summaries.
+    pub summaries: Vec<CellSummary>,
+    /// The run was interrupted.
+    pub interrupted: bool,
+}
+
+/// Runs the plan, writing results into `plan.out_dir` as it goes.
+pub async fn execute(plan: &Plan, interrupt: &CancellationToken) -> anyhow::Result<RunOutcome> {
+    use anyhow::Context;
+    for dir in [
+        plan.out_dir.clone(),
+        plan.out_dir.join("trials"),
+        plan.out_dir.join("logs"),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut writer = Writer::new(plan);
+    let trials = plan.config.run.trials;
+    let mut progress = Progress::new(plan.cells.len() * trials as usize);
+    let mut results: Vec<TrialResult> = Vec::new();
+    writer.write(&results, false)?;
+
+    let mut interrupted = false;
+    'trials: for trial in 1..=trials {
+        for cell in &plan.cells {
+            if interrupt.is_cancelled() {
+                interrupted = true;
+                break 'trials;
+            }
+            progress.starting(&format!("{cell} trial {trial}"));
+            let result = run_trial(plan, cell, trial, 0, interrupt).await;
+            progress.finished(&result);
+            interrupted |= result.status == Status::Interrupted;
+            results.push(result);
+            writer.write(&results, false)?;
+            if interrupted || cooldown(plan, interrupt).await {
+                interrupted = true;
+                break 'trials;
+            }
+        }
+    }
+
+    for attempt in 1..=plan.retry_noisy {
+        if interrupted {
+            break;
+        }
+        let noisy: Vec<Cell> = aggregate::summarise(&results)
+            .into_iter()
+            .filter(|s| s.noisy)
+            .map(|s| s.cell)
+            .collect();
+        if noisy.is_empty() {
+            break;
+        }
+        eprintln!(
+            "re-running {} noisy cell(s), attempt {attempt}",
+            noisy.len()
+        );
+        progress.extend(noisy.len() * trials as usize);
+        'retry: for trial in 1..=trials {
+            for cell in &noisy {
+                if interrupt.is_cancelled() {
+                    interrupted = true;
+                    break 'retry;
+                }
+                let result = run_trial(plan, cell, trial, attempt, interrupt).await;
+                progress.finished(&result);
+                interrupted |= result.status == Status::Interrupted;
+                results.push(result);
+                writer.write(&results, false)?;
+                if interrupted || cooldown(plan, interrupt).await {
+                    interrupted = true;
+                    break 'retry;
+                }
+            }
+        }
+    }
+    progress.finish();
+    let summaries = writer.write(&results, !interrupted)?;
+    Ok(RunOutcome {
+        results,
+        summaries,
+        interrupted,
+    })
+}
+
+/// Sleeps the cooldown; true if interrupted meanwhile.
+async fn cooldown(plan: &Plan, interrupt: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(plan.config.run.cooldown) => false,
+        () = interrupt.cancelled() => true,
+    }
+}
+
+/// One echo through the server before the load (the full check: connect, send, verify).
+async fn verify(url: &str, cell: &Cell, timeout: Duration) -> Result<(), String> {
+    let config = ClientConfig {
+        connections: 1,
+        total: Some(1),
+        warmup: Duration::ZERO,
+        duration: timeout,
+        size: cell.size,
+        threads: 1,
+        timeout,
+        connect_timeout: timeout,
+        ..ClientConfig::new(url)
+    };
+    let report = echo_client::run::run(config, RunOptions::default())
+        .await
+        .map_err(|err| err.to_string())?;
+    if report.summary.round_trips == 1 {
+        return Ok(());
+    }
+    let first = report
+        .errors
+        .kinds
+        .values()
+        .find_map(|e| e.samples.first().cloned())
+        .unwrap_or_else(|| "no echo".to_owned());
+    Err(first)
+}
+
+async fn run_trial(
+    plan: &Plan,
+    cell: &Cell,
+    trial: u32,
+    attempt: u32,
+    interrupt: &CancellationToken,
+) -> TrialResult {
+    let run = &plan.config.run;
+    let started_at = SystemTime::now();
+    let id = match attempt {
+        0 => format!("{}-t{trial}", cell.id()),
+        a => format!("{}-t{trial}-a{a}", cell.id()),
+    };
+    let spec = &plan.config.servers[cell.server_index];
+    let launch = Launch {
+        spec,
+        bins: &plan.bins,
+        cpus: &plan.server_cpus,
+        ready_timeout: run.ready_timeout,
+        log: plan.out_dir.join("logs").join(format!("{id}-server.log")),
+        base_dir: &plan.base_dir,
+    };
+    let failed = |reason: String| TrialResult::failed(cell, trial, attempt, started_at, reason);
+    let mut server = match RunningServer::start(&launch).await {
+        Ok(server) => server,
+        Err(reason) => return failed(format!("server did not start: {reason}")),
+    };
+    let idle = sampler::read_group(server.pgid());
+    if let Err(reason) = verify(&server.url, cell, run.timeout).await {
+        let tail = server.stderr_tail();
+        server.stop(run.stop_grace).await;
+        return failed(format!(
+            "echo check before the load failed: {reason}; server stderr tail:\n{tail}"
+        ));
+    }
+
+    if interrupt.is_cancelled() {
+        server.stop(run.stop_grace).await;
+        return TrialResult {
+            status: Status::Interrupted,
+            ..failed("interrupted before the load started".to_owned())
+        };
+    }
+    let json = plan.out_dir.join("trials").join(format!("{id}.json"));
+    let args = client::arguments(cell, &server.url, run, plan.client_cpus.len(), &json);
+    let stop_sampling = CancellationToken::new();
+    let sampling = tokio::spawn(sampler::sample_until(server.pgid(), stop_sampling.clone()));
+    let limit = run.warmup + run.duration + run.timeout * 2 + Duration::from_secs(30);
+    let outcome = client::run(
+        &plan.bins.client,
+        &args,
+        &plan.client_cpus,
+        &json,
+        limit,
+        interrupt,
+    )
+    .await;
+    stop_sampling.cancel();
+    let samples = sampling.await.unwrap_or_default();
+    let crashed = server.exited();
+    let tail = server.stderr_tail();
+    let stopped = server.stop(run.stop_grace).await;
+
+    let mut result = TrialResult {
+        client_args: args,
+        ..failed(String::new())
+    };
+    let mut problems: Vec<String> = Vec::new();
+    match outcome {
+        Outcome::Report(report) => {
+            let window = (
+                humantime::parse_rfc3339(&report.started_at).ok(),
+                humantime::parse_rfc3339(&report.finished_at).ok(),
+            );
+            let (cpu, rss_peak) = match window {
+                (Some(from), Some(to)) => (
+                    sampler::cpu_between(&samples, from, to),
+                    sampler::peak_rss(&samples, from, to),
+                ),
+                _ => (None, None),
+            };
+            result.server = Some(ServerCost {
+                cpu,
+                rss_idle: idle.rss,
+                rss_peak,
+            });
+            result.status = if report.interrupted {
+                Status::Interrupted
+            } else {
+                Status::Ok
+            };
+            result.report_file = json
+                .strip_prefix(&plan.out_dir)
+                .ok()
+                .map(|p| p.display().to_string());
+            result.report = Some(report);
+        }
+        Outcome::Failed(reason) => problems.push(reason),
+        Outcome::Interrupted => {
+            result.status = Status::Interrupted;
+            problems.push("interrupted before the client could report".to_owned());
+        }
+    }
+    if let Some(status) = crashed.or(stopped.exited_early) {
+        result.status = Status::Failed;
+        problems.insert(
+            0,
+            format!("server exited during the run ({status}); stderr tail:\n{tail}"),
+        );
+    }
+    if stopped.killed {
+        problems.push("the server ignored SIGTERM and was killed".to_owned());
+    }
+    if stopped.leftovers {
+        problems.push("processes of the server's group survived SIGKILL".to_owned());
+    }
+    result.reason = problems.join("; ");
+    result
+}
+
+/// Writes the run folder's files; keeps the manifest's fixed parts.
+struct Writer<'a> {
+    plan: &'a Plan,
+    manifest: manifest::Manifest,
+    steal_start: Option<CpuTimes>,
+    servers: Vec<String>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(plan: &'a Plan) -> Writer<'a> {
+        let version = |bin: &Path| {
+            std::process::Command::new(bin)
+                .arg("--version")
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        let manifest = manifest::Manifest {
+            schema_version: manifest::SCHEMA_VERSION,
+            tool: format!("echo-harness {}", env!("CARGO_PKG_VERSION")),
+            command_line: plan.command_line.clone(),
+            config_source: plan.config_source.clone(),
+            quick: plan.quick,
+            config: plan.config.clone(),
+            revision: crate::machine::Revision::read(Path::new(".")),
+            rustc: crate::machine::RUSTC_VERSION.to_owned(),
+            binaries: manifest::Binaries {
+                server: plan.bins.server.display().to_string(),
+                server_version: version(&plan.bins.server),
+                client: plan.bins.client.display().to_string(),
+                client_version: version(&plan.bins.client),
+            },
+            machine: crate::machine::Machine::read(),
+            pinning: manifest::Pinning {
+                server_cpus: plan.server_cpus.to_string(),
+                client_cpus: plan.client_cpus.to_string(),
+                client_threads: plan.client_cpus.len(),
+                server_threads: plan.server_cpus.len(),
+            },
+            started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            ended_at: None,
+            steal_percent: None,
+            incomplete: true,
+            cells: plan.cells.len(),
+            trials_recorded: 0,
+            trials_failed: 0,
+        };
+        Writer {
+            plan,
+            manifest,
+            steal_start: CpuTimes::now(),
+            servers: plan.config.servers.iter().map(|s| s.name.clone()).collect(),
+        }
+    }
+
+    /// Rewrites every file from `results`; `complete` marks the end of a finished run.
+    fn write(
+        &mut self,
+        results: &[TrialResult],
+        complete: bool,
+    ) -> anyhow::Result<Vec<CellSummary>> {
+        use anyhow::Context;
+        let dir = &self.plan.out_dir;
+        let summaries = aggregate::summarise(results);
+        self.manifest.trials_recorded = results.len();
+        self.manifest.trials_failed = results
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .count();
+        self.manifest.steal_percent = match (self.steal_start, CpuTimes::now()) {
+            (Some(a), Some(b)) => Some(a.steal_percent(&b)),
+            _ => None,
+        };
+        self.manifest.incomplete = !complete;
+        self.manifest.ended_at =
+            Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
+        let write = |name: &str, bytes: &[u8]| {
+            export::write_atomically(&dir.join(name), bytes)
+                .with_context(|| format!("cannot write {}", dir.join(name).display()))
+        };
+        let csv = |name: &str, header: Vec<String>, rows: Vec<Vec<String>>| {
+            export::write_csv(&dir.join(name), &header, &rows)
+                .with_context(|| format!("cannot write {}", dir.join(name).display()))
+        };
+        csv("raw.csv", raw::header(), raw::rows(results))?;
+        csv("summary.csv", summary::header(), summary::rows(&summaries))?;
+        csv(
+            "comparison.csv",
+            comparison::header(&self.servers),
+            comparison::rows(&summaries, &self.servers),
+        )?;
+        write(
+            "summary.md",
+            markdown::render(&self.manifest, &summaries).as_bytes(),
+        )?;
+        for (name, metric) in [
+            ("throughput.svg", charts::Metric::Throughput),
+            ("p99.svg", charts::Metric::P99),
+        ] {
+            if let Some(svg) = charts::render(&summaries, metric) {
+                write(name, svg.as_bytes())?;
+            }
+        }
+        let manifest = serde_json::to_string_pretty(&self.manifest)
+            .context("cannot serialize the manifest")?;
+        write("manifest.json", format!("{manifest}\n").as_bytes())?;
+        Ok(summaries)
+    }
+}

@@ -1,0 +1,224 @@
+//! Launching one server for one run: placeholders filled in, started pinned in its own process
+//! group with stderr to a log file, and waited for until it is ready — by its `listening <URL>`
+//! line or by its port accepting connections.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use echo_client::target::Protocol;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Child;
+
+use crate::binaries::Binaries;
+use crate::config::{Readiness, ServerSpec};
+use crate::cpuset::CpuSet;
+use crate::process::{self, Stopped};
+
+/// How many lines of a server's stderr go into a failure message.
+const TAIL_LINES: usize = 15;
+
+/// Everything needed to start a server.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    /// Its config entry.
+    pub spec: &'a ServerSpec,
+    /// Where the echo binaries are (`{bin}`).
+    pub bins: &'a Binaries,
+    /// Its CPUs (`{threads}` is their number).
+    pub cpus: &'a CpuSet,
+    /// Longest wait for readiness.
+    pub ready_timeout: Duration,
+    /// Its stderr goes here.
+    pub log: PathBuf,
+    /// Relative commands and `cwd` are resolved against this folder.
+    pub base_dir: &'a Path,
+}
+
+/// A server that is up.
+#[derive(Debug)]
+pub struct RunningServer {
+    child: Child,
+    pgid: i32,
+    /// The URL clients use.
+    pub url: String,
+    log: PathBuf,
+}
+
+impl RunningServer {
+    /// Starts the server and waits until it is ready; the error explains why not, with the
+    /// tail of its stderr.
+    pub async fn start(launch: &Launch<'_>) -> Result<RunningServer, String> {
+        let spec = launch.spec;
+        let port = match spec.ready {
+            Readiness::Line => 0,
+            Readiness::Port => {
+                free_port().map_err(|err| format!("cannot find a free port: {err}"))?
+            }
+        };
+        let argv = substitute(&spec.command, launch, port);
+        let log = std::fs::File::create(&launch.log)
+            .map_err(|err| format!("cannot create {}: {err}", launch.log.display()))?;
+        let mut command = process::command(&argv, launch.cpus)
+            .map_err(|err| format!("cannot prepare `{}`: {err}", argv.join(" ")))?;
+        command
+            .envs(&spec.env)
+            .current_dir(
+                spec.cwd
+                    .as_ref()
+                    .map_or_else(|| launch.base_dir.to_owned(), |c| launch.base_dir.join(c)),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = command
+            .spawn()
+            .map_err(|err| format!("cannot start `{}`: {err}", argv.join(" ")))?;
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .ok_or_else(|| "the server exited at once".to_owned())?;
+        let ready =
+            tokio::time::timeout(launch.ready_timeout, wait_ready(&mut child, spec, port)).await;
+        let failure = match ready {
+            Ok(Ok(url)) => {
+                return Ok(RunningServer {
+                    child,
+                    pgid,
+                    url,
+                    log: launch.log.clone(),
+                });
+            }
+            Ok(Err(reason)) => reason,
+            Err(_) => format!(
+                "not ready within {} ({})",
+                humantime::format_duration(launch.ready_timeout),
+                match spec.ready {
+                    Readiness::Line => "no `listening <URL>` line on stdout",
+                    Readiness::Port => "the port never accepted a connection",
+                }
+            ),
+        };
+        let stopped = process::stop(&mut child, pgid, Duration::from_secs(2)).await;
+        let status = stopped
+            .exited_early
+            .map(|s| format!(" (exit {s})"))
+            .unwrap_or_default();
+        Err(format!(
+            "{failure}{status}; stderr tail:\n{}",
+            process::tail(&launch.log, TAIL_LINES)
+        ))
+    }
+
+    /// The server's process group (its pid).
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Whether the server has exited on its own (a crash), with its status.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The tail of its stderr.
+    pub fn stderr_tail(&self) -> String {
+        process::tail(&self.log, TAIL_LINES)
+    }
+
+    /// Stops it and its group.
+    pub async fn stop(mut self, grace: Duration) -> Stopped {
+        process::stop(&mut self.child, self.pgid, grace).await
+    }
+}
+
+/// Fills in `{bin}`, `{addr}`, `{host}`, `{port}` and `{threads}`; a relative program path
+/// with a slash is made absolute against the base folder.
+fn substitute(command: &[String], launch: &Launch<'_>, port: u16) -> Vec<String> {
+    let bin = launch.bins.dir.display().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let threads = launch.cpus.len().max(1).to_string();
+    let mut argv: Vec<String> = command
+        .iter()
+        .map(|arg| {
+            arg.replace("{bin}", &bin)
+                .replace("{addr}", &addr)
+                .replace("{host}", "127.0.0.1")
+                .replace("{port}", &port.to_string())
+                .replace("{threads}", &threads)
+        })
+        .collect();
+    if let Some(program) = argv.first_mut() {
+        let path = Path::new(program.as_str());
+        if path.is_relative() && program.contains('/') {
+            *program = launch.base_dir.join(path).display().to_string();
+        }
+    }
+    argv
+}
+
+/// A port that was free a moment ago (for servers that must be told their port).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_ready(child: &mut Child, spec: &ServerSpec, port: u16) -> Result<String, String> {
+    let Some(stdout) = child.stdout.take() else {
+        return Err("no stdout".to_owned());
+    };
+    match spec.ready {
+        Readiness::Line => {
+            let mut lines = BufReader::new(stdout).lines();
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) => {
+                        if let Some(url) = line.trim().strip_prefix("listening ") {
+                            let url = url.trim().to_owned();
+                            // Keep reading stdout so the server never blocks on a full pipe.
+                            tokio::spawn(async move {
+                                while let Ok(Some(_)) = lines.next_line().await {}
+                            });
+                            return Ok(url);
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        let status = child.wait().await.ok();
+                        return Err(format!(
+                            "exited before printing `listening <URL>`{}",
+                            status.map(|s| format!(" ({s})")).unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        Readiness::Port => {
+            tokio::spawn(async move {
+                let mut stdout = stdout;
+                let mut sink = vec![0u8; 4096];
+                while matches!(stdout.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("exited before accepting connections ({status})"));
+                }
+                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                    let path = spec.path.clone().unwrap_or_else(|| match spec.protocol {
+                        Protocol::Http => "/echo".to_owned(),
+                        Protocol::WebSocket => "/ws".to_owned(),
+                        Protocol::Tcp => String::new(),
+                    });
+                    let scheme = match spec.protocol {
+                        Protocol::Http => "http",
+                        Protocol::WebSocket => "ws",
+                        Protocol::Tcp => "tcp",
+                    };
+                    return Ok(format!("{scheme}://{addr}{path}"));
+                }
+                // Polling is the only way to see a port open; 20 ms keeps it cheap and prompt.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
