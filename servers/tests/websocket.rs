@@ -8,9 +8,11 @@
 mod common;
 
 use bytes::Bytes;
-use common::{SIZES, Ws, payload, ws_connect, ws_next};
+use common::{SIZES, STEP, Ws, payload, ws_connect, ws_next};
 use echo_servers::{Fixture, Impl};
 use futures_util::SinkExt;
+use tokio::io::AsyncReadExt;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
@@ -31,6 +33,18 @@ async fn close_code_after(ws: &mut Ws, frames: Vec<Frame>) -> u16 {
             None => panic!("the server dropped the connection without a close frame"),
         }
     }
+}
+
+/// Reads the raw TCP stream under `ws` to its end: `Ok(n)` once the server has closed the
+/// connection with FIN after `n` more bytes, an error if it reset the connection.
+async fn tcp_rest(ws: &mut Ws) -> std::io::Result<usize> {
+    let MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+        panic!("expected a plain TCP stream");
+    };
+    let mut rest = Vec::new();
+    tokio::time::timeout(STEP, tcp.read_to_end(&mut rest))
+        .await
+        .unwrap_or_else(|_| panic!("the server did not close the TCP connection"))
 }
 
 /// Any frame, valid or not: opcode, FIN bit and payload as given (the client masks it).
@@ -260,6 +274,63 @@ async fn violations_get_close_codes() {
                 *code,
                 "{imp}: {name}"
             );
+        }
+    }
+}
+
+/// After its close frame the server ends the TCP connection itself, with FIN, even though the
+/// client never answers: the Autobahn TestSuite counts a close as clean only if the server drops
+/// TCP (RFC 6455 section 7.1.1), whether the client or a protocol violation started the close.
+#[tokio::test]
+async fn server_ends_tcp_after_its_close_frame() {
+    let cases: Vec<(&str, Vec<Frame>, u16)> = vec![
+        (
+            "close from the client",
+            vec![Frame::close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))],
+            1000,
+        ),
+        (
+            "invalid UTF-8 text",
+            vec![frame(
+                OpCode::Data(Data::Text),
+                true,
+                &[0xce, 0xba, 0xed, 0xa0, 0x80],
+            )],
+            1007,
+        ),
+        (
+            "message over the limit",
+            vec![frame(OpCode::Data(Data::Binary), true, &payload(1025, 0))],
+            1009,
+        ),
+        (
+            "reserved control opcode",
+            vec![frame(OpCode::Control(Control::Reserved(11)), true, b"")],
+            1002,
+        ),
+    ];
+    for imp in WS {
+        let srv = Fixture::builder(imp)
+            .max_message(1024)
+            .start()
+            .await
+            .unwrap();
+        for (name, frames, code) in &cases {
+            let mut ws = ws_connect(&srv.url()).await;
+            assert_eq!(
+                close_code_after(&mut ws, frames.clone()).await,
+                *code,
+                "{imp}: {name}"
+            );
+            match tcp_rest(&mut ws).await {
+                Ok(0) => {}
+                other => {
+                    panic!("{imp}: {name}: expected FIN right after the close frame, got {other:?}")
+                }
+            }
         }
     }
 }
