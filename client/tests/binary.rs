@@ -171,3 +171,90 @@ fn interrupted_run_still_reports() {
     assert!(report.interrupted);
     assert!(report.measured_s < 30.0, "{}", report.measured_s);
 }
+
+/// A server killed mid-run: the client does not hang, ends at its deadline, counts the errors
+/// by kind, writes a complete report, and exits 0 (round trips before the kill completed).
+#[test]
+fn server_killed_mid_run() {
+    let built = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "echo-servers",
+            "--bin",
+            "echo-server",
+        ])
+        .status()
+        .unwrap();
+    assert!(built.success(), "building echo-server failed");
+    let server_bin = std::path::Path::new(BIN).with_file_name("echo-server");
+    let mut server = Command::new(&server_bin)
+        .args(["tcp", "--threads", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let url = ready.trim().strip_prefix("listening ").unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut child = Command::new(BIN)
+        .args([
+            &url,
+            "-c",
+            "4",
+            "-d",
+            "2s",
+            "--warmup",
+            "0s",
+            "--timeout",
+            "500ms",
+            "--json",
+            json.to_str().unwrap(),
+            "-q",
+        ])
+        .env("RUST_LOG", "echo_client=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (started_tx, started) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("load started") {
+                let _ = started_tx.send(());
+            }
+        }
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the load never started");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let began = std::time::Instant::now();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait().unwrap());
+    });
+    let status = done
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the client hung after the server died");
+    assert!(began.elapsed() < Duration::from_secs(5));
+    let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report.summary.errors > 0, "{:?}", report.errors);
+    let kinds: Vec<&str> = report.errors.kinds.keys().map(|k| k.name()).collect();
+    assert!(
+        kinds
+            .iter()
+            .all(|k| ["closed_by_peer", "connect_refused", "send_failed"].contains(k)),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(if report.summary.round_trips > 0 { 0 } else { 4 })
+    );
+    assert!(!report.interrupted);
+}

@@ -166,3 +166,82 @@ async fn remote_targets_are_refused() {
     assert!(matches!(err, RunError::Target(_)), "{err:?}");
     assert!(err.to_string().contains("--allow-remote"), "{err}");
 }
+
+/// A server that stalls longer than the timeout: the stalled round trips are
+/// round_trip_timeout, the run still ends on time, and echoes outside the stalls complete.
+#[tokio::test]
+async fn stalled_server_is_round_trip_timeout() {
+    let srv = Fixture::builder(Impl::Tcp)
+        .stall(Duration::from_millis(500), Duration::from_millis(400))
+        .start()
+        .await
+        .unwrap();
+    let config = Config {
+        connections: 2,
+        duration: Duration::from_millis(1800),
+        warmup: Duration::ZERO,
+        timeout: Duration::from_millis(100),
+        threads: 1,
+        ..Config::new(srv.url())
+    };
+    let started = std::time::Instant::now();
+    let report = go(config).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the run overran its deadline"
+    );
+    assert!(
+        report.errors.count(ErrorKind::RoundTripTimeout) >= 2,
+        "{:?}",
+        report.errors
+    );
+    assert!(report.summary.round_trips > 0);
+    assert!(!report.flags.all_failed);
+}
+
+/// An HTTP server answering 500 to everything: http_status errors counted under 500.
+#[tokio::test]
+async fn http_500_is_counted_with_its_status() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A minimal broken server: reads each request head and answers 500, keeping the connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                    // Requests are a head plus a 32-byte body.
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        if buffer.len() < end + 4 + 32 {
+                            break;
+                        }
+                        buffer.drain(..end + 4 + 32);
+                        let answer =
+                            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\noops!";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let report = go(deterministic(format!("http://{addr}/echo"), 12)).await;
+    let entry = &report.errors.kinds[&ErrorKind::HttpStatus];
+    assert_eq!(entry.count, 12);
+    assert_eq!(entry.by_status.get(&500), Some(&12));
+    assert_eq!(
+        report.summary.connections_opened, 1,
+        "a 500 keeps the connection"
+    );
+    assert!(report.flags.all_failed);
+}

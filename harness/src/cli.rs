@@ -61,6 +61,8 @@ pub enum Command {
         /// The run folder to judge against it.
         b: PathBuf,
     },
+    /// Check echo-client against wrk, h2load, oha and peer clients on the same pinned server.
+    Crosscheck(crate::crosscheck::CrosscheckArgs),
     /// Print the built-in default config, to copy and edit.
     DefaultConfig,
 }
@@ -99,6 +101,10 @@ pub struct RunArgs {
     /// Print the cells that would run, and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Allow servers that announce a non-loopback address (passed on to echo-client). Only for
+    /// machines you are allowed to load-test.
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 /// Runs the command; returns the exit code.
@@ -109,6 +115,7 @@ pub fn main(cli: Cli) -> u8 {
             exit::OK
         }
         Some(Command::Compare { a, b }) => compare(&a, &b),
+        Some(Command::Crosscheck(args)) => crate::crosscheck::main(&args),
         Some(Command::Run(args)) => run(&args),
         None => run(&cli.run),
     }
@@ -294,6 +301,7 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
         client_cpus,
         out_dir,
         retry_noisy: args.retry_noisy,
+        allow_remote: args.allow_remote,
         command_line: std::env::args().collect(),
     })
 }

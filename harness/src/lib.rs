@@ -7,7 +7,8 @@
 //! [`process`]), checking one echo, running `echo-client` pinned to the client CPUs
 //! ([`client`]) while [`sampler`] measures the server's CPU and memory. [`aggregate`] and
 //! [`stats`] turn trials into per-cell figures, and [`export`] rewrites the run folder after
-//! every trial. [`compare`] judges two runs against each other.
+//! every trial. [`compare`] judges two runs against each other, and [`crosscheck`] checks
+//! echo-client against wrk, h2load, oha and peer clients on the same server.
 //!
 //! Only the harness writes `results/`. It reads the client's versioned JSON report, never its
 //! human output.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod compare;
 pub mod config;
 pub mod cpuset;
+pub mod crosscheck;
 pub mod export;
 pub mod machine;
 pub mod matrix;

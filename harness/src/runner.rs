@@ -48,6 +48,8 @@ pub struct Plan {
     pub out_dir: PathBuf,
     /// Rounds of re-running noisy cells.
     pub retry_noisy: u32,
+    /// Servers may announce non-loopback addresses.
+    pub allow_remote: bool,
     /// The harness command line.
     pub command_line: Vec<String>,
 }
@@ -153,7 +155,12 @@ async fn cooldown(plan: &Plan, interrupt: &CancellationToken) -> bool {
 }
 
 /// One echo through the server before the load (the full check: connect, send, verify).
-async fn verify(url: &str, cell: &Cell, timeout: Duration) -> Result<(), String> {
+async fn verify(
+    url: &str,
+    cell: &Cell,
+    timeout: Duration,
+    allow_remote: bool,
+) -> Result<(), String> {
     let config = ClientConfig {
         connections: 1,
         total: Some(1),
@@ -163,6 +170,7 @@ async fn verify(url: &str, cell: &Cell, timeout: Duration) -> Result<(), String>
         threads: 1,
         timeout,
         connect_timeout: timeout,
+        allow_remote,
         ..ClientConfig::new(url)
     };
     let report = echo_client::run::run(config, RunOptions::default())
@@ -208,7 +216,7 @@ async fn run_trial(
         Err(reason) => return failed(format!("server did not start: {reason}")),
     };
     let idle = sampler::read_group(server.pgid());
-    if let Err(reason) = verify(&server.url, cell, run.timeout).await {
+    if let Err(reason) = verify(&server.url, cell, run.timeout, plan.allow_remote).await {
         let tail = server.stderr_tail();
         server.stop(run.stop_grace).await;
         return failed(format!(
@@ -224,7 +232,10 @@ async fn run_trial(
         };
     }
     let json = plan.out_dir.join("trials").join(format!("{id}.json"));
-    let args = client::arguments(cell, &server.url, run, plan.client_cpus.len(), &json);
+    let mut args = client::arguments(cell, &server.url, run, plan.client_cpus.len(), &json);
+    if plan.allow_remote {
+        args.push("--allow-remote".to_owned());
+    }
     let stop_sampling = CancellationToken::new();
     let sampling = tokio::spawn(sampler::sample_until(server.pgid(), stop_sampling.clone()));
     let limit = run.warmup + run.duration + run.timeout * 2 + Duration::from_secs(30);

@@ -152,13 +152,22 @@ fn broken_servers_fail_their_cells_only() {
     );
 }
 
-/// SIGINT mid-run: the trial stops, results so far are kept and valid, the run is marked
-/// incomplete, exit 130, and no server survives.
+/// SIGINT or SIGTERM mid-run: the trial stops, results so far are kept and valid, the run is
+/// marked incomplete, exit 130, and no server survives.
 #[test]
-fn sigint_keeps_partial_results() {
+fn interrupts_keep_partial_results() {
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        interrupted_by(signal);
+    }
+}
+
+fn interrupted_by(signal: nix::sys::signal::Signal) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("results");
-    let tag = marker("sigint");
+    let tag = marker(&format!("{signal:?}"));
     let config = format!(
         "[run]\nduration = \"20s\"\nwarmup = \"0s\"\ntrials = 2\n{}[[matrix]]\nconnections = [1, 2]\n",
         server("tcp", "tcp", "tcp", &tag)
@@ -231,6 +240,58 @@ fn sigint_keeps_partial_results() {
     assert!(
         processes_with(&tag).is_empty(),
         "a server outlived the interrupt"
+    );
+}
+
+/// A server that crashes in the middle of its cell fails that cell with the reason and its
+/// stderr tail; the next cell runs normally.
+#[test]
+fn server_crashing_mid_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let tag = marker("crash");
+    // The fault: a wrapper that kills its echo-server a second into the 2 s load, then exits 1.
+    let config = format!(
+        "[run]\nduration = \"2s\"\nwarmup = \"0s\"\ntrials = 1\n\
+         [[server]]\nname = \"dies\"\ncommand = [\"sh\", \"-c\", \"{{bin}}/echo-server tcp --addr {{addr}} --threads 1 & sleep 1; echo about to crash >&2; kill -9 $!; exit 1\"]\nprotocol = \"tcp\"\nenv = {{ ECHOBENCH_TEST_MARKER = \"{tag}\" }}\n{}\
+         [[matrix]]\nconnections = [2]\n",
+        server("tcp", "tcp", "tcp", &tag)
+    );
+    let output = harness(&config, &out, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let run = run_dir(&out);
+    let (header, rows) = read_csv(&run.join("raw.csv"));
+    let status: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(&header, r, "server"), field(&header, r, "status")))
+        .collect();
+    assert_eq!(status, [("dies", "failed"), ("tcp", "ok")]);
+    let reason = field(&header, &rows[0], "reason");
+    assert!(reason.contains("server exited during the run"), "{reason}");
+    assert!(
+        reason.contains("about to crash"),
+        "the stderr tail is in the reason: {reason}"
+    );
+    assert!(processes_with(&tag).is_empty(), "a server outlived the run");
+}
+
+/// A server announcing a non-loopback address is refused before any load (nothing is sent
+/// there), the cell fails saying why.
+#[test]
+fn remote_targets_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let config = format!(
+        "{RUN}[[server]]\nname = \"elsewhere\"\ncommand = [\"sh\", \"-c\", \"echo listening http://192.0.2.1:80/echo; exec sleep 30\"]\nprotocol = \"http\"\n[[matrix]]\nconnections = [1]\n"
+    );
+    let output = harness(&config, &out, &[]);
+    assert_eq!(output.status.code(), Some(3));
+    let (header, rows) = read_csv(&run_dir(&out).join("raw.csv"));
+    let reason = field(&header, &rows[0], "reason");
+    assert!(
+        reason.contains("not a loopback address") && reason.contains("--allow-remote"),
+        "{reason}"
     );
 }
 

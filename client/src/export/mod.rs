@@ -22,3 +22,27 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&temporary);
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file appears whole, replacing any old one, and no temporary file is left behind;
+    /// a write that cannot happen leaves nothing.
+    #[test]
+    fn atomic_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        write_atomically(&path, b"old").unwrap();
+        write_atomically(&path, b"new contents").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new contents");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["report.json"]);
+        let missing = dir.path().join("no/such/dir/x.json");
+        assert!(write_atomically(&missing, b"x").is_err());
+        assert!(!missing.exists());
+    }
+}

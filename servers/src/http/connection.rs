@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::fault::FaultPlan;
 use crate::options::Options;
 
+/// Largest request head (request line plus headers) accepted; beyond it hyper answers 431.
+pub const MAX_HEAD: usize = 64 * 1024;
+
 /// Serves `stream` until the client closes it, an error ends it, or `shutdown` is cancelled,
 /// in which case the request in flight (if any) is answered before the connection closes.
 pub(crate) async fn serve<S, B>(
@@ -64,6 +67,7 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_timeout)
+        .max_header_size(MAX_HEAD)
         .keep_alive(true);
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)

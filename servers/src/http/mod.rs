@@ -9,10 +9,13 @@
 //! | `POST /json` | 200 re-serialized JSON, or 400 with `{"error": ...}` |
 //! | `GET /status/{code}` | that status (200..=599), empty body |
 //! | body over the limit | 413 and `Connection: close` |
+//! | request head over 64 KiB | 431 (hyper) and close |
+//! | malformed request line or header | 400 (hyper) and close |
+//! | head not complete within the header timeout | connection closed |
 //! | unknown path / wrong method | 404 / 405 with `Allow` |
 
 pub mod axum_server;
-pub(crate) mod connection;
+pub mod connection;
 pub mod hyper_server;
 
 use bytes::Bytes;
