@@ -41,6 +41,19 @@ bench *ARGS:
 bench-quick *ARGS:
     cargo run --release --quiet -p echo-harness -- run --quick --out target/bench-quick {{ARGS}}
 
+# Install the Node and Python peer servers and clients into target/peers/ (idempotent).
+peers-install:
+    peers/install.sh
+
+# The reference servers and the peer frameworks side by side (peers/peers.toml, ~7 min).
+bench-peers *ARGS: peers-install
+    cargo run --release --quiet -p echo-harness -- run --config peers/peers.toml --label peers {{ARGS}}
+
+# echo-client against wrk, h2load, oha and the peer clients; fails on >15% disagreement with wrk.
+crosscheck *ARGS: peers-install
+    scripts/install-tools.sh
+    cargo run --release --quiet -p echo-harness -- crosscheck {{ARGS}}
+
 # Compare two result folders cell by cell (Welch's t-test over trials).
 compare A B:
     cargo run --release --quiet -p echo-harness -- compare {{A}} {{B}}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, WsMode};
+use crate::config::{Config, Payload, WsMode};
 use crate::export;
 use crate::report::Report;
 use crate::run::{RunError, RunOptions};
@@ -100,6 +100,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = WsMode::Binary)]
     pub ws_mode: WsMode,
 
+    /// HTTP bodies: raw bytes, or a compact JSON object for JSON endpoints such as /json
+    /// (re-serialized by the server, the echo must still be byte-identical).
+    #[arg(long, value_enum, default_value_t = Payload::Raw)]
+    pub payload: Payload,
+
     /// Longest wait for one echo: then it counts as round_trip_timeout and the connection is
     /// replaced.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -158,6 +163,7 @@ impl Args {
             rate: self.rate,
             size: self.size,
             ws_mode: self.ws_mode,
+            payload: self.payload,
             timeout: self.timeout,
             connect_timeout: self.connect_timeout.unwrap_or(self.timeout),
             threads: self.threads.map_or(defaults.threads, NonZeroUsize::get),

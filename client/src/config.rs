@@ -17,6 +17,18 @@ pub enum WsMode {
     Text,
 }
 
+/// What HTTP request bodies contain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Payload {
+    /// Opaque bytes, `Content-Type: application/octet-stream` (for `/echo`).
+    #[default]
+    Raw,
+    /// A compact JSON object, `Content-Type: application/json` (for JSON endpoints such as
+    /// `/json` that parse and re-serialize: the echo must still be byte-identical).
+    Json,
+}
+
 /// A run's settings. Durations serialize as seconds (fields ending in `_s`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -41,6 +53,9 @@ pub struct Config {
     pub size: usize,
     /// WebSocket message type.
     pub ws_mode: WsMode,
+    /// HTTP body contents.
+    #[serde(default)]
+    pub payload: Payload,
     /// Longest wait for one echo.
     #[serde(rename = "timeout_s", with = "secs")]
     pub timeout: Duration,
@@ -67,6 +82,7 @@ impl Config {
             rate: None,
             size: 32,
             ws_mode: WsMode::Binary,
+            payload: Payload::Raw,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             threads: crate::monitor::allowed_cpus().len().max(1),
@@ -116,6 +132,19 @@ impl Config {
                 "--size {} is larger than the {MAX_SIZE}-byte maximum",
                 self.size
             )));
+        }
+        if self.payload == Payload::Json {
+            if !self.url.starts_with("http:") {
+                return Err(ConfigError::Invalid(
+                    "--payload json is for http:// targets (JSON endpoints such as /json)".into(),
+                ));
+            }
+            if self.size < crate::message::MIN_JSON_SIZE {
+                return Err(ConfigError::Invalid(format!(
+                    "--payload json needs --size {} or more (the smallest JSON message)",
+                    crate::message::MIN_JSON_SIZE
+                )));
+            }
         }
         if self.size == 0 && self.url.starts_with("tcp:") {
             return Err(ConfigError::Invalid(
@@ -187,6 +216,20 @@ mod tests {
             (Box::new(|c| c.rate = Some(0.0)), "--rate"),
             (Box::new(|c| c.rate = Some(f64::NAN)), "--rate"),
             (Box::new(|c| c.size = MAX_SIZE + 1), "--size"),
+            (
+                Box::new(|c| {
+                    c.payload = Payload::Json;
+                    c.size = 33;
+                }),
+                "--size 34 or more",
+            ),
+            (
+                Box::new(|c| {
+                    c.url = "ws://127.0.0.1:1/ws".into();
+                    c.payload = Payload::Json;
+                }),
+                "for http:// targets",
+            ),
             (
                 Box::new(|c| {
                     c.url = "tcp://127.0.0.1:9".into();

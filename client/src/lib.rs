@@ -38,5 +38,5 @@ pub mod target;
 mod progress;
 mod worker;
 
-pub use config::{Config, WsMode};
+pub use config::{Config, Payload, WsMode};
 pub use report::Report;

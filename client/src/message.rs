@@ -11,6 +11,27 @@ pub const ID_DIGITS: usize = 16;
 const FILLER: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The smallest JSON payload: `{"id":"<16 hex digits>","pad":""}`.
+pub const MIN_JSON_SIZE: usize = 34;
+
+/// Where the id's 16 hex digits start in a JSON payload (after `{"id":"`).
+pub const JSON_ID_AT: usize = 7;
+
+/// Fills `buf` with a compact JSON object of exactly `buf.len()` bytes (at least
+/// [`MIN_JSON_SIZE`]): `{"id":"0000000000000000","pad":"abc..."}`. Its keys are in both sorted
+/// and insertion order and it has no numbers or escapes, so any compact re-serialization
+/// (serde_json, Python's json, JavaScript's JSON.stringify) reproduces it byte for byte.
+/// Stamp the id with [`stamp`] on `buf[JSON_ID_AT..JSON_ID_AT + 16]`.
+pub fn fill_json(buf: &mut [u8]) {
+    let pad = buf.len().saturating_sub(MIN_JSON_SIZE);
+    let mut text = Vec::with_capacity(buf.len());
+    text.extend_from_slice(b"{\"id\":\"0000000000000000\",\"pad\":\"");
+    text.extend((0..pad).map(|i| FILLER[i % FILLER.len()]));
+    text.extend_from_slice(b"\"}");
+    let n = buf.len().min(text.len());
+    buf[..n].copy_from_slice(&text[..n]);
+}
+
 /// Fills `buf` with the filler pattern (done once per buffer; [`stamp`] then changes the id).
 pub fn fill(buf: &mut [u8]) {
     for (i, byte) in buf.iter_mut().enumerate() {
@@ -131,6 +152,20 @@ mod tests {
             verify(&sent, &message(32, 10)).unwrap_err().to_string(),
             "echo differs from the message at byte 15 (32 bytes sent, 32 echoed)"
         );
+    }
+
+    /// JSON payloads are valid JSON of the exact size, re-serialize to themselves, and carry
+    /// the id where it is stamped.
+    #[test]
+    fn json_payloads() {
+        for size in [MIN_JSON_SIZE, 35, 64, 4096] {
+            let mut buf = vec![0u8; size];
+            fill_json(&mut buf);
+            stamp(&mut buf[JSON_ID_AT..JSON_ID_AT + ID_DIGITS], 0xabc);
+            let value: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            assert_eq!(value["id"], "0000000000000abc");
+            assert_eq!(serde_json::to_vec(&value).unwrap(), buf, "size {size}");
+        }
     }
 
     /// Messages are printable ASCII (valid WebSocket text).

@@ -109,3 +109,23 @@ async fn timeline_adds_up() {
     assert!(report.summary.in_flight_at_deadline <= 8);
     assert_eq!(report.config.warmup, Duration::from_millis(300));
 }
+
+/// JSON payloads round-trip byte for byte through the servers' parse-and-re-serialize `/json`
+/// endpoint, at several sizes.
+#[tokio::test]
+async fn json_payloads_through_json_endpoints() {
+    for imp in [Impl::Hyper, Impl::Axum] {
+        let srv = Fixture::start(imp).await.unwrap();
+        for size in [34usize, 64, 4096] {
+            let mut c = config(format!("http://{}/json", srv.addr()), 2, 5, 20, 1);
+            c.payload = echo_client::Payload::Json;
+            c.size = size;
+            let report = run(c, RunOptions::default()).await.unwrap();
+            assert_eq!(
+                report.summary.round_trips, 20,
+                "{imp} size {size}: {:?}",
+                report.errors
+            );
+        }
+    }
+}

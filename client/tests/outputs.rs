@@ -73,7 +73,7 @@ async fn json_round_trips_through_the_schema() {
 /// The CSV header, which scripts depend on, is exactly this; the row matches it.
 #[tokio::test]
 async fn csv_header_snapshot() {
-    let expected = "schema_version,url,protocol,connections,roundtrips,rate,size,ws_mode,threads,\
+    let expected = "schema_version,url,protocol,connections,roundtrips,rate,size,ws_mode,payload,threads,\
 duration_s,warmup_s,measured_s,interrupted,round_trips,round_trips_per_s,bytes_sent_per_s,\
 bytes_received_per_s,connections_opened,connections_closed,in_flight_at_deadline,errors,\
 errors_connect_refused,errors_connect_timeout,errors_connect_failed,errors_handshake_failed,\
@@ -102,7 +102,7 @@ client_saturated,high_steal,all_failed";
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].len(), header.len());
-    assert_eq!(&rows[0][13], report.summary.round_trips.to_string());
+    assert_eq!(&rows[0][14], report.summary.round_trips.to_string());
     assert_eq!(&rows[0][2], "websocket");
     assert_eq!(&rows[0][5], "", "no rate in closed loop");
 }

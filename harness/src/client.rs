@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use echo_client::Report;
 use echo_client::cli::exit;
+use echo_client::{Payload, Report};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,7 @@ pub fn arguments(
     run: &RunSection,
     threads: usize,
     json: &Path,
+    payload: Payload,
 ) -> Vec<String> {
     let mut args = vec![
         url.to_owned(),
@@ -49,6 +50,10 @@ pub fn arguments(
     if let Some(rate) = cell.rate {
         args.push("--rate".into());
         args.push(rate.to_string());
+    }
+    if payload == Payload::Json {
+        args.push("--payload".into());
+        args.push("json".into());
     }
     args
 }

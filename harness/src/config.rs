@@ -95,8 +95,13 @@ pub struct ServerSpec {
     pub command: Vec<String>,
     /// What it speaks.
     pub protocol: Protocol,
-    /// Echo path for HTTP/WebSocket with `ready = "port"` (default `/echo` or `/ws`).
+    /// Path to load, replacing the one in the ready line (or, with `ready = "port"`, the
+    /// default `/echo` or `/ws`); e.g. `/json` together with `payload = "json"`.
     pub path: Option<String>,
+    /// HTTP bodies echo-client sends: `raw` (default) or `json` for endpoints that parse and
+    /// re-serialize JSON.
+    #[serde(default)]
+    pub payload: echo_client::Payload,
     /// How readiness is detected.
     #[serde(default)]
     pub ready: Readiness,
@@ -260,6 +265,31 @@ impl HarnessConfig {
                     "{block}: rate {rate} is not a non-negative number of round trips per second"
                 ));
             }
+            for server in self
+                .servers
+                .iter()
+                .filter(|s| s.payload == echo_client::Payload::Json)
+            {
+                let applies = matrix
+                    .servers
+                    .as_ref()
+                    .is_none_or(|n| n.contains(&server.name))
+                    && matrix
+                        .protocols
+                        .as_ref()
+                        .is_none_or(|p| p.contains(&server.protocol));
+                if let Some(size) = matrix
+                    .size
+                    .iter()
+                    .find(|&&s| applies && s < echo_client::message::MIN_JSON_SIZE)
+                {
+                    return Err(format!(
+                        "{block}: size {size} is too small for server `{}` (payload = \"json\" needs {} bytes or more); restrict the block with `servers` or raise the size",
+                        server.name,
+                        echo_client::message::MIN_JSON_SIZE
+                    ));
+                }
+            }
             if let Some(names_given) = &matrix.servers
                 && let Some(unknown) = names_given.iter().find(|n| !names.contains(n.as_str()))
             {
@@ -356,12 +386,12 @@ mod tests {
             client_cpus = "1"
             [[server]]
             name = "node-ws"
-            command = ["node", "ws-server.js", "--addr", "{addr}"]
+            command = ["./run.sh", "node-ws", "--addr", "{addr}"]
             protocol = "websocket"
             path = "/"
             ready = "port"
             env = { NODE_ENV = "production" }
-            cwd = "peers/node"
+            cwd = "peers"
             [[matrix]]
             connections = [1, 8]
             rate = [0, 1000]

@@ -160,6 +160,7 @@ async fn verify(
     cell: &Cell,
     timeout: Duration,
     allow_remote: bool,
+    payload: echo_client::Payload,
 ) -> Result<(), String> {
     let config = ClientConfig {
         connections: 1,
@@ -171,6 +172,7 @@ async fn verify(
         timeout,
         connect_timeout: timeout,
         allow_remote,
+        payload,
         ..ClientConfig::new(url)
     };
     let report = echo_client::run::run(config, RunOptions::default())
@@ -216,7 +218,15 @@ async fn run_trial(
         Err(reason) => return failed(format!("server did not start: {reason}")),
     };
     let idle = sampler::read_group(server.pgid());
-    if let Err(reason) = verify(&server.url, cell, run.timeout, plan.allow_remote).await {
+    if let Err(reason) = verify(
+        &server.url,
+        cell,
+        run.timeout,
+        plan.allow_remote,
+        spec.payload,
+    )
+    .await
+    {
         let tail = server.stderr_tail();
         server.stop(run.stop_grace).await;
         return failed(format!(
@@ -232,7 +242,14 @@ async fn run_trial(
         };
     }
     let json = plan.out_dir.join("trials").join(format!("{id}.json"));
-    let mut args = client::arguments(cell, &server.url, run, plan.client_cpus.len(), &json);
+    let mut args = client::arguments(
+        cell,
+        &server.url,
+        run,
+        plan.client_cpus.len(),
+        &json,
+        spec.payload,
+    );
     if plan.allow_remote {
         args.push("--allow-remote".to_owned());
     }

@@ -156,6 +156,17 @@ fn substitute(command: &[String], launch: &Launch<'_>, port: u16) -> Vec<String>
     argv
 }
 
+/// `url` with its path replaced by `path` (when given).
+fn with_path(url: &str, path: Option<&str>) -> String {
+    match (path, url.split_once("://")) {
+        (Some(path), Some((scheme, rest))) => {
+            let authority = rest.split('/').next().unwrap_or(rest);
+            format!("{scheme}://{authority}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// A port that was free a moment ago (for servers that must be told their port).
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -174,7 +185,7 @@ async fn wait_ready(child: &mut Child, spec: &ServerSpec, port: u16) -> Result<S
                 match lines.next_line().await {
                     Ok(Some(line)) => {
                         if let Some(url) = line.trim().strip_prefix("listening ") {
-                            let url = url.trim().to_owned();
+                            let url = with_path(url.trim(), spec.path.as_deref());
                             // Keep reading stdout so the server never blocks on a full pipe.
                             tokio::spawn(async move {
                                 while let Ok(Some(_)) = lines.next_line().await {}
@@ -220,5 +231,21 @@ async fn wait_ready(child: &mut Child, spec: &ServerSpec, port: u16) -> Result<S
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configured path replaces the ready line's.
+    #[test]
+    fn path_override() {
+        assert_eq!(
+            with_path("http://127.0.0.1:9/echo", Some("/json")),
+            "http://127.0.0.1:9/json"
+        );
+        assert_eq!(with_path("ws://[::1]:9/ws", Some("/")), "ws://[::1]:9/");
+        assert_eq!(with_path("tcp://127.0.0.1:9", None), "tcp://127.0.0.1:9");
     }
 }

@@ -19,6 +19,7 @@ pub fn header() -> Vec<String> {
         "rate",
         "size",
         "ws_mode",
+        "payload",
         "threads",
         "duration_s",
         "warmup_s",
@@ -98,6 +99,10 @@ pub fn row(report: &Report) -> Vec<String> {
         optional(c.rate),
         c.size.to_string(),
         serde_json::to_value(c.ws_mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        serde_json::to_value(c.payload)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Connection, Transfer, tcp_connect};
-use crate::config::Config;
+use crate::config::{Config, Payload};
 use crate::error::Failure;
 use crate::message;
 use crate::target::Target;
@@ -24,21 +24,30 @@ pub struct HttpConnection {
     stream: TcpStream,
     /// The request to send; the id is stamped into its body in place.
     request: Vec<u8>,
-    /// Where the body starts in `request`.
+    /// Where the id is stamped in `request` (the body start, or the JSON id field).
     body_at: usize,
+    /// Where the body starts (the same for both requests: they differ only in their heads).
+    body_len: usize,
     /// The same request with `Connection: close`, for the connection's last round trip.
     closing: Vec<u8>,
     closing_body_at: usize,
     /// Read buffer, reused for every response.
     buffer: Vec<u8>,
+    /// What the bodies contain.
+    payload: Payload,
     /// The server said it will close after this response.
     server_closing: bool,
 }
 
 impl HttpConnection {
-    fn build(target: &Target, size: usize, close: bool) -> (Vec<u8>, usize) {
+    /// A request with a body of `size` bytes; returns it and where its id is stamped.
+    fn build(target: &Target, size: usize, payload: Payload, close: bool) -> (Vec<u8>, usize) {
+        let content_type = match payload {
+            Payload::Raw => "application/octet-stream",
+            Payload::Json => "application/json",
+        };
         let mut request = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n{}\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {size}\r\n{}\r\n",
             target.path,
             target.host,
             if close { "Connection: close\r\n" } else { "" },
@@ -46,8 +55,24 @@ impl HttpConnection {
         .into_bytes();
         let body_at = request.len();
         request.resize(body_at + size, 0);
-        message::fill(&mut request[body_at..]);
-        (request, body_at)
+        match payload {
+            Payload::Raw => {
+                message::fill(&mut request[body_at..]);
+                (request, body_at)
+            }
+            Payload::Json => {
+                message::fill_json(&mut request[body_at..]);
+                (request, body_at + message::JSON_ID_AT)
+            }
+        }
+    }
+
+    /// The id bytes of a request built by [`HttpConnection::build`].
+    fn id_range(&self, at: usize) -> std::ops::Range<usize> {
+        match self.payload {
+            Payload::Raw => at..at + self.body_len,
+            Payload::Json => at..at + message::ID_DIGITS,
+        }
     }
 
     async fn read_more(&mut self, filled: usize) -> Result<usize, Failure> {
@@ -65,11 +90,12 @@ impl HttpConnection {
 
     /// The body bytes of the request last sent (the keep-alive or the closing one).
     fn sent_body(&self, closing: bool) -> &[u8] {
-        if closing {
-            &self.closing[self.closing_body_at..]
+        let request = if closing {
+            &self.closing
         } else {
-            &self.request[self.body_at..]
-        }
+            &self.request
+        };
+        &request[request.len() - self.body_len..]
     }
 
     /// Reads one complete response (skipping interim 1xx ones) and judges it against the
@@ -208,26 +234,35 @@ fn judge(status: u16, sent: &[u8], body: &[u8]) -> Result<(), Failure> {
 impl Connection for HttpConnection {
     async fn connect(target: &Target, config: &Config) -> Result<Self, Failure> {
         let stream = tcp_connect(target).await?;
-        let (request, body_at) = HttpConnection::build(target, config.size, false);
-        let (closing, closing_body_at) = HttpConnection::build(target, config.size, true);
+        let (request, body_at) = HttpConnection::build(target, config.size, config.payload, false);
+        let (closing, closing_body_at) =
+            HttpConnection::build(target, config.size, config.payload, true);
         Ok(HttpConnection {
             stream,
             request,
             body_at,
+            body_len: config.size,
             closing,
             closing_body_at,
+            payload: config.payload,
             buffer: vec![0; (config.size + 1024).clamp(16 * 1024, 1 << 20)],
             server_closing: false,
         })
     }
 
     async fn round_trip(&mut self, id: u64, last: bool) -> Result<Transfer, Failure> {
-        let (request, body_at) = if last {
-            (&mut self.closing, self.closing_body_at)
+        let at = if last {
+            self.closing_body_at
         } else {
-            (&mut self.request, self.body_at)
+            self.body_at
         };
-        message::stamp(&mut request[body_at..], id);
+        let range = self.id_range(at);
+        let request = if last {
+            &mut self.closing
+        } else {
+            &mut self.request
+        };
+        message::stamp(&mut request[range], id);
         let sent = request.len();
         if let Err(err) = self.stream.write_all(request).await {
             return Err(Failure::SendFailed(err));

@@ -262,6 +262,7 @@ async fn measure(
             Group::Floor => Protocol::Tcp,
         },
         path: None,
+        payload: echo_client::Payload::Raw,
         ready: Readiness::Line,
         env: Default::default(),
         cwd: None,
