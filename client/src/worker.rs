@@ -306,22 +306,18 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32) {
     loop {
         let Some(claim) = ctx.claim() else { return };
         let began = Instant::now();
-        let connection =
-            match timeout(config.connect_timeout, C::connect(&ctx.target, &config)).await {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(failure)) => {
-                    ctx.recorder.borrow_mut().failed(&failure);
-                    ctx.unclaim(claim);
-                    backoff.wait().await;
-                    continue;
-                }
-                Err(_) => {
-                    ctx.recorder.borrow_mut().failed(&Failure::ConnectTimeout);
-                    ctx.unclaim(claim);
-                    backoff.wait().await;
-                    continue;
-                }
-            };
+        let connected = timeout(config.connect_timeout, C::connect(&ctx.target, &config))
+            .await
+            .unwrap_or(Err(Failure::ConnectTimeout));
+        let connection = match connected {
+            Ok(connection) => connection,
+            Err(failure) => {
+                ctx.recorder.borrow_mut().failed(&failure);
+                ctx.unclaim(claim);
+                backoff.wait().await;
+                continue;
+            }
+        };
         ctx.recorder.borrow_mut().connected(began.elapsed());
         backoff.reset();
         let used = session(&ctx, connection, claim, schedule.as_mut()).await;

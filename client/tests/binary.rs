@@ -20,6 +20,40 @@ fn client(args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// Starts echo-client with `args` and returns once it has logged that the load started.
+fn spawn_started(args: &[&str]) -> std::process::Child {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "echo_client=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (started_tx, started) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("load started") {
+                let _ = started_tx.send(());
+            }
+        }
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the load never started");
+    child
+}
+
+/// Waits for `child` to exit, failing the test if it takes longer than `limit` (a hang).
+fn exits_within(mut child: std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait().unwrap());
+    });
+    done.recv_timeout(limit)
+        .expect("echo-client did not exit in time")
+}
+
 /// A completed run exits 0, prints the summary and writes the JSON and CSV files.
 #[test]
 fn completed_run_exits_zero() {
@@ -125,47 +159,23 @@ fn interrupted_run_still_reports() {
     let srv = Fixture::builder(Impl::Tcp).start_blocking().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
-    let mut child = Command::new(BIN)
-        .args([
-            &srv.url(),
-            "-c",
-            "4",
-            "-d",
-            "60s",
-            "--warmup",
-            "0s",
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "echo_client=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (started_tx, started) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("load started") {
-                let _ = started_tx.send(());
-            }
-        }
-    });
-    started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the load never started");
+    let child = spawn_started(&[
+        &srv.url(),
+        "-c",
+        "4",
+        "-d",
+        "60s",
+        "--warmup",
+        "0s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     kill(
         Pid::from_raw(i32::try_from(child.id()).unwrap()),
         Signal::SIGINT,
     )
     .unwrap();
-    let (done_tx, done) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait().unwrap());
-    });
-    let status = done
-        .recv_timeout(Duration::from_secs(10))
-        .expect("no exit after SIGINT");
+    let status = exits_within(child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(130));
     let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(report.interrupted);
@@ -201,47 +211,24 @@ fn server_killed_mid_run() {
     let url = ready.trim().strip_prefix("listening ").unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
-    let mut child = Command::new(BIN)
-        .args([
-            &url,
-            "-c",
-            "4",
-            "-d",
-            "2s",
-            "--warmup",
-            "0s",
-            "--timeout",
-            "500ms",
-            "--json",
-            json.to_str().unwrap(),
-            "-q",
-        ])
-        .env("RUST_LOG", "echo_client=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (started_tx, started) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("load started") {
-                let _ = started_tx.send(());
-            }
-        }
-    });
-    started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the load never started");
+    let child = spawn_started(&[
+        &url,
+        "-c",
+        "4",
+        "-d",
+        "2s",
+        "--warmup",
+        "0s",
+        "--timeout",
+        "500ms",
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
     server.kill().unwrap();
     server.wait().unwrap();
     let began = std::time::Instant::now();
-    let (done_tx, done) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait().unwrap());
-    });
-    let status = done
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the client hung after the server died");
+    let status = exits_within(child, Duration::from_secs(10));
     assert!(began.elapsed() < Duration::from_secs(5));
     let report = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(report.summary.errors > 0, "{:?}", report.errors);

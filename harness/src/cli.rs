@@ -163,15 +163,8 @@ fn run(args: &RunArgs) -> u8 {
         );
         return exit::OK;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("Error: cannot start a tokio runtime: {err}");
-            return exit::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return exit::FAILURE;
     };
     eprintln!(
         "echo-harness: {} cells x {} trials -> {}",
@@ -208,6 +201,21 @@ fn run(args: &RunArgs) -> u8 {
             } else {
                 exit::OK
             }
+        }
+    }
+}
+
+/// The harness's runtime (current-thread: the harness itself does little); `None` after
+/// printing why it could not start.
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(err) => {
+            eprintln!("Error: cannot start a tokio runtime: {err}");
+            None
         }
     }
 }

@@ -82,26 +82,16 @@ pub async fn execute(plan: &Plan, interrupt: &CancellationToken) -> anyhow::Resu
     let mut results: Vec<TrialResult> = Vec::new();
     writer.write(&results, false)?;
 
-    let mut interrupted = false;
-    'trials: for trial in 1..=trials {
-        for cell in &plan.cells {
-            if interrupt.is_cancelled() {
-                interrupted = true;
-                break 'trials;
-            }
-            progress.starting(&format!("{cell} trial {trial}"));
-            let result = run_trial(plan, cell, trial, 0, interrupt).await;
-            progress.finished(&result);
-            interrupted |= result.status == Status::Interrupted;
-            results.push(result);
-            writer.write(&results, false)?;
-            if interrupted || cooldown(plan, interrupt).await {
-                interrupted = true;
-                break 'trials;
-            }
-        }
-    }
-
+    let mut interrupted = run_pass(
+        plan,
+        &plan.cells,
+        0,
+        &mut results,
+        &mut progress,
+        &mut writer,
+        interrupt,
+    )
+    .await?;
     for attempt in 1..=plan.retry_noisy {
         if interrupted {
             break;
@@ -119,23 +109,16 @@ pub async fn execute(plan: &Plan, interrupt: &CancellationToken) -> anyhow::Resu
             noisy.len()
         );
         progress.extend(noisy.len() * trials as usize);
-        'retry: for trial in 1..=trials {
-            for cell in &noisy {
-                if interrupt.is_cancelled() {
-                    interrupted = true;
-                    break 'retry;
-                }
-                let result = run_trial(plan, cell, trial, attempt, interrupt).await;
-                progress.finished(&result);
-                interrupted |= result.status == Status::Interrupted;
-                results.push(result);
-                writer.write(&results, false)?;
-                if interrupted || cooldown(plan, interrupt).await {
-                    interrupted = true;
-                    break 'retry;
-                }
-            }
-        }
+        interrupted = run_pass(
+            plan,
+            &noisy,
+            attempt,
+            &mut results,
+            &mut progress,
+            &mut writer,
+            interrupt,
+        )
+        .await?;
     }
     progress.finish();
     let summaries = writer.write(&results, !interrupted)?;
@@ -144,6 +127,36 @@ pub async fn execute(plan: &Plan, interrupt: &CancellationToken) -> anyhow::Resu
         summaries,
         interrupted,
     })
+}
+
+/// Runs every trial of `cells` (trials interleaved), recording and writing after each one.
+/// Returns true if interrupted.
+async fn run_pass(
+    plan: &Plan,
+    cells: &[Cell],
+    attempt: u32,
+    results: &mut Vec<TrialResult>,
+    progress: &mut Progress,
+    writer: &mut Writer<'_>,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<bool> {
+    for trial in 1..=plan.config.run.trials {
+        for cell in cells {
+            if interrupt.is_cancelled() {
+                return Ok(true);
+            }
+            progress.starting(&format!("{cell} trial {trial}"));
+            let result = run_trial(plan, cell, trial, attempt, interrupt).await;
+            progress.finished(&result);
+            let interrupted = result.status == Status::Interrupted;
+            results.push(result);
+            writer.write(results, false)?;
+            if interrupted || cooldown(plan, interrupt).await {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Sleeps the cooldown; true if interrupted meanwhile.

@@ -105,15 +105,8 @@ impl Row {
 
 /// Runs the crosscheck; returns the exit code.
 pub fn main(args: &CrosscheckArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("Error: cannot start a tokio runtime: {err}");
-            return exit::FAILURE;
-        }
+    let Some(runtime) = crate::cli::runtime() else {
+        return exit::FAILURE;
     };
     match runtime.block_on(crosscheck(args)) {
         Ok(code) => code,

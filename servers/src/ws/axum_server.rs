@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::any;
-use bytes::Bytes;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -19,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::EchoMessage;
 use crate::acceptor;
-use crate::fault::{self, FaultPlan};
+use crate::fault::FaultPlan;
 use crate::options::Options;
 
 #[derive(Debug, Clone)]
@@ -96,20 +95,13 @@ impl EchoMessage for Message {
     }
 
     fn corrupted(self) -> Self {
-        match self {
-            Message::Text(text) => {
-                let mut bytes = text.as_str().as_bytes().to_vec();
-                fault::corrupt(&mut bytes);
-                match String::from_utf8(bytes) {
-                    Ok(text) => Message::Text(text.into()),
-                    Err(err) => Message::Binary(Bytes::from(err.into_bytes())),
-                }
-            }
-            other => {
-                let mut bytes = other.into_data().to_vec();
-                fault::corrupt(&mut bytes);
-                Message::Binary(Bytes::from(bytes))
-            }
+        let corrupted = match &self {
+            Message::Text(text) => super::corrupt_payload(text.as_str().as_bytes(), true),
+            other => super::corrupt_payload(&other.clone().into_data(), false),
+        };
+        match corrupted {
+            super::Corrupted::Text(text) => Message::Text(text.into()),
+            super::Corrupted::Binary(bytes) => Message::Binary(bytes),
         }
     }
 

@@ -55,6 +55,29 @@ pub(crate) trait EchoMessage: Sized {
     fn close(code: u16, reason: &'static str) -> Self;
 }
 
+/// A corrupted payload: still text when it was text (corruption keeps UTF-8 valid), else bytes.
+pub(crate) enum Corrupted {
+    /// The text with one byte changed.
+    Text(String),
+    /// The bytes with one byte changed.
+    Binary(bytes::Bytes),
+}
+
+/// Corrupts a message's payload the way the fault promises (see [`crate::fault::corrupt`]).
+pub(crate) fn corrupt_payload(payload: &[u8], is_text: bool) -> Corrupted {
+    let mut bytes = payload.to_vec();
+    crate::fault::corrupt(&mut bytes);
+    if !is_text {
+        return Corrupted::Binary(bytes.into());
+    }
+    // `corrupt` keeps UTF-8 valid, so this cannot fail; fall back to binary rather than panic
+    // if that promise were ever broken.
+    match String::from_utf8(bytes) {
+        Ok(text) => Corrupted::Text(text),
+        Err(err) => Corrupted::Binary(err.into_bytes().into()),
+    }
+}
+
 /// How a session ended, for logging and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {

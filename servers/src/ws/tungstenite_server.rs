@@ -5,7 +5,6 @@
 use std::io;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CLOSE_REPLY_TIMEOUT, EchoMessage, Ending};
 use crate::acceptor;
-use crate::fault::{self, FaultPlan};
+use crate::fault::FaultPlan;
 use crate::options::Options;
 
 /// Serves WebSocket echo on `listener` until `shutdown` is cancelled and sessions have closed.
@@ -97,22 +96,13 @@ impl EchoMessage for Message {
     }
 
     fn corrupted(self) -> Self {
-        match self {
-            Message::Text(text) => {
-                let mut bytes = text.as_bytes().to_vec();
-                fault::corrupt(&mut bytes);
-                // `corrupt` keeps UTF-8 valid, so this conversion cannot fail; fall back to
-                // binary rather than panic if that promise were ever broken.
-                match String::from_utf8(bytes) {
-                    Ok(text) => Message::text(text),
-                    Err(err) => Message::Binary(Bytes::from(err.into_bytes())),
-                }
-            }
-            other => {
-                let mut bytes = other.into_data().to_vec();
-                fault::corrupt(&mut bytes);
-                Message::Binary(Bytes::from(bytes))
-            }
+        let corrupted = match &self {
+            Message::Text(text) => super::corrupt_payload(text.as_bytes(), true),
+            other => super::corrupt_payload(&other.clone().into_data(), false),
+        };
+        match corrupted {
+            super::Corrupted::Text(text) => Message::text(text),
+            super::Corrupted::Binary(bytes) => Message::Binary(bytes),
         }
     }
 
