@@ -16,7 +16,8 @@ pub const SAMPLES_PER_KIND: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// The connection was refused: nothing listens there (or the backlog is full).
+    /// The connection was refused (or reset while it was being established): nothing listens
+    /// there, or the listener was closing.
     ConnectRefused,
     /// The TCP connect (or WebSocket handshake) took longer than the connect timeout.
     ConnectTimeout,
@@ -147,10 +148,13 @@ impl Failure {
         }
     }
 
-    /// Classifies an I/O error met while connecting.
+    /// Classifies an I/O error met while connecting. A reset during the handshake (a listener
+    /// closing as the connection arrives) is a refusal too.
     pub fn connect(err: io::Error) -> Failure {
         match err.kind() {
-            io::ErrorKind::ConnectionRefused => Failure::ConnectRefused(err),
+            io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted => Failure::ConnectRefused(err),
             io::ErrorKind::TimedOut => Failure::ConnectTimeout,
             _ => Failure::ConnectFailed(err),
         }
@@ -295,6 +299,7 @@ mod tests {
     fn connect_errors() {
         let cases = [
             (io::ErrorKind::ConnectionRefused, ErrorKind::ConnectRefused),
+            (io::ErrorKind::ConnectionReset, ErrorKind::ConnectRefused),
             (io::ErrorKind::TimedOut, ErrorKind::ConnectTimeout),
             (io::ErrorKind::AddrNotAvailable, ErrorKind::ConnectFailed),
         ];

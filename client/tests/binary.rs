@@ -237,7 +237,8 @@ fn server_killed_mid_run() {
         kinds
             .iter()
             .all(|k| ["closed_by_peer", "connect_refused", "send_failed"].contains(k)),
-        "{kinds:?}"
+        "{:?}",
+        report.errors
     );
     assert_eq!(
         status.code(),

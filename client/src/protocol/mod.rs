@@ -8,6 +8,8 @@ pub mod tcp;
 pub mod ws;
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 
 use tokio::net::TcpStream;
 
@@ -49,6 +51,55 @@ pub(crate) async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
     let stream = TcpStream::connect(target.addr)
         .await
         .map_err(Failure::connect)?;
+    refuse_self_connection(stream.local_addr().ok(), stream.peer_addr().ok())?;
     stream.set_nodelay(true).map_err(Failure::connect)?;
     Ok(stream)
+}
+
+/// Linux lets a connect to a port nobody listens on succeed when the kernel happens to pick
+/// that same port as the source ("TCP self-connect"; servers on port 0 and client sockets
+/// share the ephemeral range). The connection then echoes everything back to itself, which
+/// would count as perfect round trips to a server that is not there.
+fn refuse_self_connection(
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+) -> Result<(), Failure> {
+    match (local, peer) {
+        (Some(local), Some(peer)) if local == peer => Err(Failure::ConnectRefused(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            format!("the connection to {peer} reached itself: nothing listens there"),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real self-connected socket (which Linux allows) is refused; ordinary ones pass.
+    #[test]
+    fn self_connections_are_refused() {
+        use socket2::{Domain, Socket, Type};
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let stream: std::net::TcpStream = socket.into();
+        let (local, peer) = (stream.local_addr().unwrap(), stream.peer_addr().unwrap());
+        assert_eq!(
+            local, peer,
+            "Linux allows the self-connect this guards against"
+        );
+        let err = refuse_self_connection(Some(local), Some(peer)).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::ConnectRefused);
+        assert!(err.to_string().contains("reached itself"), "{err}");
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert!(refuse_self_connection(client.local_addr().ok(), client.peer_addr().ok()).is_ok());
+    }
 }
