@@ -41,6 +41,10 @@ bench *ARGS:
 bench-quick *ARGS:
     cargo run --release --quiet -p echo-harness -- run --quick --out target/bench-quick {{ARGS}}
 
+# wrk -t1 -c64 against hyper and axum (GET / and POST /echo), pinned, interleaved rounds.
+wrk-servers ROUNDS="3" DURATION="10s":
+    scripts/wrk-servers.sh {{ROUNDS}} {{DURATION}}
+
 # Install the Node and Python peer servers and clients into target/peers/ (idempotent).
 peers-install:
     peers/install.sh
