@@ -50,6 +50,11 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
+    /// WebSocket servers: bytes of read buffer each connection preallocates. Default: the
+    /// library's (128 KiB for tungstenite), which costs throughput with many connections.
+    #[arg(long, value_name = "BYTES")]
+    pub ws_read_buffer: Option<usize>,
+
     /// Fault: delay every echo by DURATION (e.g. 5ms).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Faults (for testing clients)")]
     pub delay: Option<Duration>,
@@ -85,6 +90,7 @@ impl Args {
         let options = Options {
             max_message: self.max_message,
             header_timeout: self.header_timeout,
+            ws_read_buffer: self.ws_read_buffer,
             faults: Faults {
                 delay: self.delay,
                 close_after: self.close_after,
@@ -218,11 +224,14 @@ mod tests {
             "200ms",
             "--max-message",
             "1024",
+            "--ws-read-buffer",
+            "4096",
         ])
         .unwrap();
         assert_eq!(args.implementation, Some(Impl::Tcp));
         let options = args.options().unwrap();
         assert_eq!(options.max_message, 1024);
+        assert_eq!(options.ws_read_buffer, Some(4096));
         assert_eq!(options.faults.delay, Some(Duration::from_millis(5)));
         assert_eq!(options.faults.close_after, NonZeroU64::new(3));
         assert_eq!(options.faults.corrupt_every, NonZeroU64::new(7));
@@ -258,6 +267,14 @@ mod tests {
             .options()
             .unwrap_err();
         assert!(err.to_string().contains("shorter than --stall-every"));
+        let err = parse(&["tungstenite", "--ws-read-buffer", "16"])
+            .unwrap()
+            .options()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--ws-read-buffer 16 is too small; use 256 bytes or more"
+        );
     }
 
     /// `--list` has one line per implementation starting with its name.

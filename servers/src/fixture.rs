@@ -43,6 +43,12 @@ impl FixtureBuilder {
         self
     }
 
+    /// WebSocket servers: the read buffer each connection preallocates (default: the library's).
+    pub fn ws_read_buffer(mut self, bytes: usize) -> Self {
+        self.options.ws_read_buffer = Some(bytes);
+        self
+    }
+
     /// Delays every echo by `delay`.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.options.faults.delay = Some(delay);

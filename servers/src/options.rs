@@ -10,6 +10,9 @@ pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// Default time a client has to send a complete HTTP request head or WebSocket handshake.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The smallest WebSocket read buffer accepted.
+pub const MIN_WS_READ_BUFFER: usize = 256;
+
 /// How a server behaves. `Options::default()` is a well-behaved server with no faults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -19,6 +22,10 @@ pub struct Options {
     /// How long an HTTP request head or WebSocket handshake may take to arrive before the
     /// connection is closed; this is what defeats slowloris clients.
     pub header_timeout: Duration,
+    /// WebSocket servers: bytes of read buffer each connection preallocates. `None` keeps
+    /// tungstenite's default (128 KiB), which is what a user of the library gets; smaller
+    /// buffers cost far less memory traffic with many connections (see BENCHMARKS.md).
+    pub ws_read_buffer: Option<usize>,
     /// Faults to inject, for testing clients.
     pub faults: Faults,
 }
@@ -28,6 +35,7 @@ impl Default for Options {
         Options {
             max_message: DEFAULT_MAX_MESSAGE,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            ws_read_buffer: None,
             faults: Faults::default(),
         }
     }
@@ -38,6 +46,9 @@ impl Options {
     pub fn validate(&self) -> Result<(), OptionsError> {
         if self.header_timeout.is_zero() {
             return Err(OptionsError::ZeroHeaderTimeout);
+        }
+        if let Some(bytes) = self.ws_read_buffer.filter(|&b| b < MIN_WS_READ_BUFFER) {
+            return Err(OptionsError::WsReadBuffer(bytes));
         }
         if let Some(stall) = self.faults.stall {
             stall.validate()?;
@@ -91,6 +102,9 @@ pub enum OptionsError {
     /// A zero header timeout would close every connection at once.
     #[error("--header-timeout must be greater than zero")]
     ZeroHeaderTimeout,
+    /// A WebSocket read buffer too small to be useful.
+    #[error("--ws-read-buffer {0} is too small; use {MIN_WS_READ_BUFFER} bytes or more")]
+    WsReadBuffer(usize),
     /// The stall must be shorter than its period, and both non-zero.
     #[error(
         "--stall-for ({}) must be greater than zero and shorter than --stall-every ({})",

@@ -57,20 +57,37 @@ fn frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Frame {
     Frame::from_payload(header, Bytes::copy_from_slice(payload))
 }
 
-/// Text is echoed as text and binary as binary, at every payload size.
+/// Text is echoed as text and binary as binary, at every payload size, with the library's
+/// read buffer and with the smallest one `--ws-read-buffer` allows (messages then span many
+/// reads).
 #[tokio::test]
 async fn echo_text_and_binary_at_every_size() {
     for imp in WS {
-        let srv = Fixture::start(imp).await.unwrap();
-        let mut ws = ws_connect(&srv.url()).await;
-        for size in SIZES {
-            let body = payload(size, 7);
-            let text = Message::text(String::from_utf8(body.clone()).unwrap());
-            ws.send(text.clone()).await.unwrap();
-            assert_eq!(ws_next(&mut ws).await, Some(text), "{imp} text {size}");
-            let binary = Message::binary(body);
-            ws.send(binary.clone()).await.unwrap();
-            assert_eq!(ws_next(&mut ws).await, Some(binary), "{imp} binary {size}");
+        for read_buffer in [None, Some(echo_servers::options::MIN_WS_READ_BUFFER)] {
+            let builder = Fixture::builder(imp);
+            let builder = match read_buffer {
+                Some(bytes) => builder.ws_read_buffer(bytes),
+                None => builder,
+            };
+            let srv = builder.start().await.unwrap();
+            let mut ws = ws_connect(&srv.url()).await;
+            for size in SIZES {
+                let body = payload(size, 7);
+                let text = Message::text(String::from_utf8(body.clone()).unwrap());
+                ws.send(text.clone()).await.unwrap();
+                assert_eq!(
+                    ws_next(&mut ws).await,
+                    Some(text),
+                    "{imp} {read_buffer:?} text {size}"
+                );
+                let binary = Message::binary(body);
+                ws.send(binary.clone()).await.unwrap();
+                assert_eq!(
+                    ws_next(&mut ws).await,
+                    Some(binary),
+                    "{imp} {read_buffer:?} binary {size}"
+                );
+            }
         }
     }
 }

@@ -25,6 +25,8 @@ use crate::options::Options;
 struct AppState {
     faults: Arc<FaultPlan>,
     max_message: usize,
+    /// Preallocated read buffer per connection (`None`: the library's default).
+    read_buffer: Option<usize>,
     /// Cancelled at server shutdown, so upgraded sessions (which outlive their HTTP
     /// connection's task) can send close 1001.
     shutdown: CancellationToken,
@@ -47,6 +49,7 @@ pub async fn serve(
         .with_state(AppState {
             faults: Arc::clone(&faults),
             max_message: options.max_message,
+            read_buffer: options.ws_read_buffer,
             shutdown: shutdown.clone(),
             sessions: sessions.clone(),
         });
@@ -74,6 +77,10 @@ pub async fn serve(
 }
 
 async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let upgrade = match state.read_buffer {
+        Some(bytes) => upgrade.read_buffer_size(bytes),
+        None => upgrade,
+    };
     upgrade
         .max_message_size(state.max_message)
         .max_frame_size(state.max_message)

@@ -25,7 +25,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let faults = Arc::new(FaultPlan::new(options.faults));
-    let config = config(options.max_message);
+    let config = config(options.max_message, options.ws_read_buffer);
     let header_timeout = options.header_timeout;
     acceptor::run(listener, shutdown, move |stream, peer, token| {
         let faults = Arc::clone(&faults);
@@ -58,10 +58,14 @@ pub async fn serve(
 
 /// The library settings: the message limit applies to whole (reassembled) messages and to
 /// single frames alike.
-pub(crate) fn config(max_message: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
+pub(crate) fn config(max_message: usize, read_buffer: Option<usize>) -> WebSocketConfig {
+    let config = WebSocketConfig::default()
         .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    match read_buffer {
+        Some(bytes) => config.read_buffer_size(bytes),
+        None => config,
+    }
 }
 
 /// The handshake callback: only `/ws` and `/` are WebSocket endpoints.
