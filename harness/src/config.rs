@@ -344,6 +344,44 @@ mod tests {
         );
     }
 
+    /// Every config shipped in the repository parses and validates, with the servers it names.
+    #[test]
+    fn shipped_configs_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cases: [(&str, &[&str]); 2] = [
+            (
+                "harness/configs/ws-read-buffer.toml",
+                &["tungstenite", "tungstenite-4k", "axum-ws", "axum-ws-4k"],
+            ),
+            (
+                "peers/peers.toml",
+                &[
+                    "hyper",
+                    "axum",
+                    "node-http",
+                    "python-aiohttp",
+                    "flask-gunicorn",
+                    "tungstenite",
+                    "axum-ws",
+                    "node-ws",
+                    "python-websockets",
+                    "tcp",
+                    "hyper-json",
+                    "axum-json",
+                    "node-http-json",
+                    "python-aiohttp-json",
+                    "flask-gunicorn-json",
+                ],
+            ),
+        ];
+        for (file, expected) in cases {
+            let config =
+                HarnessConfig::load(&root.join(file)).unwrap_or_else(|err| panic!("{err}"));
+            let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, expected, "{file}");
+        }
+    }
+
     /// Malformed configs fail with the line and the offending field named.
     #[test]
     fn errors_name_line_and_field() {
