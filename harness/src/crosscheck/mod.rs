@@ -200,15 +200,13 @@ async fn crosscheck(args: &CrosscheckArgs) -> Result<u8, String> {
     } else {
         Some(judge(&rows, steal))
     };
-    let table = render(
-        &rows,
-        &notices,
-        steal,
-        verdict.as_ref(),
+    let setup = Setup {
+        provenance: provenance(&tools, &root),
         pairs,
         seconds,
-        args.connections,
-    );
+        connections: args.connections,
+    };
+    let table = render(&setup, &rows, &notices, steal, verdict.as_ref());
     println!("{table}");
     write_outputs(&out, &rows, &table)?;
     Ok(match verdict {
@@ -422,17 +420,85 @@ pub fn judge(rows: &[Row], steal: Option<f64>) -> Verdict {
     ))
 }
 
+/// Where the figures come from: the command, the source revision, the machine and the version
+/// of every tool, so a crosscheck table describes itself like a harness run does.
+fn provenance(tools: &[Tool], root: &std::path::Path) -> String {
+    let revision = crate::machine::Revision::read(root);
+    let machine = crate::machine::Machine::read();
+    let command: Vec<String> = std::env::args().collect();
+    let mut versions: Vec<String> = Vec::new();
+    for tool in tools {
+        let Some(program) = tool.argv.first() else {
+            continue;
+        };
+        if program.ends_with("run.sh") {
+            continue;
+        }
+        let line = std::process::Command::new(program)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .and_then(|out| {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.lines().next().map(|l| l.trim().to_owned())
+            })
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "version unknown".to_owned());
+        let entry = format!("{}: {line}", tool.name);
+        if !versions.contains(&entry) {
+            versions.push(entry);
+        }
+    }
+    if tools
+        .iter()
+        .any(|t| t.argv.first().is_some_and(|p| p.ends_with("run.sh")))
+    {
+        versions.push(
+            "peer clients: pinned in peers/node/package-lock.json and peers/python/requirements.txt"
+                .to_owned(),
+        );
+    }
+    format!(
+        "Command: `{}`. Source: git {}{}. Machine: {}, {} CPUs online, kernel {}. Tools: {}.",
+        command.join(" "),
+        revision.sha.as_deref().unwrap_or("unknown"),
+        if revision.dirty == Some(true) {
+            " with uncommitted changes"
+        } else {
+            ""
+        },
+        machine.cpu_model,
+        machine.cpus_online,
+        machine.kernel,
+        versions.join("; ")
+    )
+}
+
+/// How the crosscheck ran, for the table's header.
+struct Setup {
+    provenance: String,
+    pairs: u32,
+    seconds: u64,
+    connections: u32,
+}
+
 fn render(
+    setup: &Setup,
     rows: &[Row],
     notices: &[String],
     steal: Option<f64>,
     verdict: Option<&Verdict>,
-    pairs: u32,
-    seconds: u64,
-    connections: u32,
 ) -> String {
+    let Setup {
+        provenance,
+        pairs,
+        seconds,
+        connections,
+    } = setup;
     let mut out = String::new();
     let _ = writeln!(out, "# echobench crosscheck\n");
+    let _ = writeln!(out, "{provenance}\n");
     let _ = writeln!(
         out,
         "{pairs} round(s), every tool once per round, {seconds} s per run, {connections} connections (1 for the floor); server pinned to one CPU with --threads 1, each tool pinned to the other CPU with one thread. CPU per round trip is the tool's user + system time (RUSAGE_CHILDREN) over its completed round trips. Medians over rounds; latency columns are the median of each run's own percentile (h2load reports none). CPU steal over the crosscheck: {}.\n",
