@@ -434,18 +434,15 @@ fn provenance(tools: &[Tool], root: &std::path::Path) -> String {
         if program.ends_with("run.sh") {
             continue;
         }
-        let line = std::process::Command::new(program)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .output()
-            .ok()
-            .and_then(|out| {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.lines().next().map(|l| l.trim().to_owned())
-            })
-            .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| "version unknown".to_owned());
-        let entry = format!("{}: {line}", tool.name);
+        let own = std::path::Path::new(program)
+            .file_name()
+            .is_some_and(|name| name == "echo-client" || name == "echo-pingpong");
+        let version = if own {
+            "built from this revision".to_owned()
+        } else {
+            version_line(program)
+        };
+        let entry = format!("{}: {version}", tool.name);
         if !versions.contains(&entry) {
             versions.push(entry);
         }
@@ -473,6 +470,24 @@ fn provenance(tools: &[Tool], root: &std::path::Path) -> String {
         machine.kernel,
         versions.join("; ")
     )
+}
+
+/// The first line `program --version` prints, or "version unknown".
+fn version_line(program: &str) -> String {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            // wrk appends its copyright notice to the version line.
+            text.lines()
+                .next()
+                .map(|l| l.split(" Copyright").next().unwrap_or(l).trim().to_owned())
+        })
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "version unknown".to_owned())
 }
 
 /// How the crosscheck ran, for the table's header.
