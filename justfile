@@ -45,6 +45,10 @@ bench-quick *ARGS:
 wrk-servers ROUNDS="3" DURATION="10s":
     scripts/wrk-servers.sh {{ROUNDS}} {{DURATION}}
 
+# Open loop against hyper, steady and stalling: corrected vs uncorrected latency side by side.
+open-loop-stall DURATION="10s" RATE="10000":
+    scripts/open-loop-stall.sh {{DURATION}} {{RATE}}
+
 # Install the Node and Python peer servers and clients into target/peers/ (idempotent).
 peers-install:
     peers/install.sh

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Coordinated omission, measured: echo-client in open-loop mode (--rate) against the hyper
+# reference server, once as is and once with the server stalling for STALL every second.
+# Prints, for each, the latency measured from each message's intended send time (corrected)
+# beside the latency from its actual send (uncorrected) and how many sends ran late.
+# Server pinned to CPU 0 (--threads 1), client to CPU 1 (-t 1).
+# Usage: scripts/open-loop-stall.sh [DURATION] [RATE] [STALL] [CONNECTIONS]
+#        (defaults: 10s 10000 100ms 64; keep CONNECTIONS / RATE at several milliseconds, because
+#        tokio's timer wheel has 1 ms resolution: see "Open loop" in the README)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10s}
+rate=${2:-10000}
+stall=${3:-100ms}
+connections=${4:-64}
+cargo build --release --quiet -p echo-servers -p echo-client
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# steal and total jiffies of the aggregate cpu line
+jiffies() { awk '/^cpu /{t=0; for(i=2;i<=9;i++) t+=$i; print $9, t}' /proc/stat; }
+
+run_one() { # label, then extra server flags
+    local label=$1 fifo ready url pid s0 t0 s1 t1 steal
+    shift
+    fifo="$work/ready"
+    mkfifo "$fifo"
+    taskset -c 0 target/release/echo-server hyper --threads 1 "$@" >"$fifo" 2>"$work/server.log" &
+    pid=$!
+    if ! read -r -t 30 ready <"$fifo"; then
+        echo "echo-server did not print its ready line within 30 s:" >&2
+        kill "$pid" 2>/dev/null || true
+        cat "$work/server.log" >&2
+        exit 1
+    fi
+    rm -f "$fifo"
+    url=${ready#listening }
+    read -r s0 t0 < <(jiffies)
+    taskset -c 1 target/release/echo-client "$url" -t 1 -c "$connections" --rate "$rate" -d "$duration" \
+        --warmup 1s --quiet --no-progress --json "$work/$label.json"
+    read -r s1 t1 < <(jiffies)
+    kill -TERM "$pid"
+    wait "$pid" || true
+    steal=$(awk -v a="$((s1 - s0))" -v b="$((t1 - t0))" 'BEGIN{printf "%.2f", (b>0)?100*a/b:0}')
+    python3 - "$work/$label.json" "$label" "$steal" <<'EOF'
+import json, sys
+report, label, steal = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+s, lat = report["summary"], report["latency"]
+def row(kind, h):
+    us = lambda ns: f"{ns / 1000:,.0f} µs"
+    print(f"| {label} | {kind} | {s['round_trips_per_s']:,.0f} | {s['late_sends']:,} | "
+          f"{us(h['p50'])} | {us(h['p99'])} | {us(h['p999'])} | {us(h['max'])} | {steal}% |")
+row("corrected (from intended send)", lat["corrected"])
+row("uncorrected (from actual send)", lat["round_trip"])
+EOF
+}
+
+echo "echo-client --rate $rate -c $connections -d $duration against echo-server hyper"
+echo
+echo "| server | latency | rt/s | late sends | p50 | p99 | p99.9 | max | steal |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+run_one "steady"
+run_one "stalls ${stall} every 1s" --stall-every 1s --stall-for "$stall"
