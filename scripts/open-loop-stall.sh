@@ -17,31 +17,19 @@ cargo build --release --quiet -p echo-servers -p echo-client
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# steal and total jiffies of the aggregate cpu line
-jiffies() { awk '/^cpu /{t=0; for(i=2;i<=9;i++) t+=$i; print $9, t}' /proc/stat; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 run_one() { # label, then extra server flags
-    local label=$1 fifo ready url pid s0 t0 s1 t1 steal
+    local label=$1 s0 t0 s1 t1 steal
     shift
-    fifo="$work/ready"
-    mkfifo "$fifo"
-    taskset -c 0 target/release/echo-server hyper --threads 1 "$@" >"$fifo" 2>"$work/server.log" &
-    pid=$!
-    if ! read -r -t 30 ready <"$fifo"; then
-        echo "echo-server did not print its ready line within 30 s:" >&2
-        kill "$pid" 2>/dev/null || true
-        cat "$work/server.log" >&2
-        exit 1
-    fi
-    rm -f "$fifo"
-    url=${ready#listening }
+    start_server "$work/server.log" target/release/echo-server hyper "$@"
     read -r s0 t0 < <(jiffies)
-    taskset -c 1 target/release/echo-client "$url" -t 1 -c "$connections" --rate "$rate" -d "$duration" \
+    taskset -c 1 target/release/echo-client "$SERVER_URL" -t 1 -c "$connections" --rate "$rate" -d "$duration" \
         --warmup 1s --quiet --no-progress --json "$work/$label.json"
     read -r s1 t1 < <(jiffies)
-    kill -TERM "$pid"
-    wait "$pid" || true
-    steal=$(awk -v a="$((s1 - s0))" -v b="$((t1 - t0))" 'BEGIN{printf "%.2f", (b>0)?100*a/b:0}')
+    stop_server
+    steal=$(steal_between "$s0" "$t0" "$s1" "$t1")
     python3 - "$work/$label.json" "$label" "$steal" <<'EOF'
 import json, sys
 report, label, steal = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]

@@ -11,23 +11,21 @@ command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; ex
 cargo build --release --quiet -p echo-servers --bin echo-server
 bin=target/release/echo-server
 
-# steal and total jiffies of the aggregate cpu line
-jiffies() { awk '/^cpu /{t=0; for(i=2;i<=9;i++) t+=$i; print $9, t}' /proc/stat; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
 run_one() { # impl mode
-    local impl=$1 mode=$2 fifo url ready pid s0 t0 s1 t1 json script
-    fifo=$(mktemp -u); mkfifo "$fifo"
-    taskset -c 0 "$bin" "$impl" --threads 1 >"$fifo" 2>/dev/null &
-    pid=$!
-    read -r ready <"$fifo"; rm -f "$fifo"
-    url=${ready#listening }
-    url=${url%/echo}
+    local impl=$1 mode=$2 url s0 t0 s1 t1 json script
+    start_server "$log" "$bin" "$impl"
+    url=${SERVER_URL%/echo}
     script=scripts/wrk/get.lua; [ "$mode" = post ] && script=scripts/wrk/post-echo.lua
     read -r s0 t0 < <(jiffies)
     json=$(taskset -c 1 wrk -t1 -c64 -d"$duration" -s "$script" "$url/" | sed -n 's/^ECHOBENCH_JSON //p')
     read -r s1 t1 < <(jiffies)
-    kill -TERM "$pid"; wait "$pid" || true
-    printf '%s\t%s\t%s\t%.2f\n' "$impl" "$mode" "$json" "$(awk -v a="$((s1-s0))" -v b="$((t1-t0))" 'BEGIN{print (b>0)?100*a/b:0}')"
+    stop_server
+    printf '%s\t%s\t%s\t%s\n' "$impl" "$mode" "$json" "$(steal_between "$s0" "$t0" "$s1" "$t1")"
 }
 
 printf 'impl\tmode\twrk_json\tsteal_pct\n'
