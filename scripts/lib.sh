@@ -22,7 +22,7 @@ start_server() {
     if ! read -r -t 30 ready <"$fifo"; then
         rm -f "$fifo"
         kill "$SERVER_PID" 2>/dev/null || true
-        echo "echo-server $impl did not print its ready line within 30 s; its stderr:" >&2
+        echo "echo-server $impl exited or stayed silent for 30 s without its ready line; its stderr:" >&2
         cat "$log" >&2
         exit 1
     fi
