@@ -24,6 +24,14 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// "CPU model, N CPUs online, kernel K", as the published pages print it.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {} CPUs online, kernel {}",
+            self.cpu_model, self.cpus_online, self.kernel
+        )
+    }
+
     /// Reads the current machine.
     pub fn read() -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -89,6 +97,19 @@ impl Revision {
         }
     }
 
+    /// "`sha`", followed by " with uncommitted changes" when the tree was dirty.
+    pub fn describe(&self) -> String {
+        format!(
+            "`{}`{}",
+            self.sha.as_deref().unwrap_or("unknown"),
+            if self.dirty == Some(true) {
+                " with uncommitted changes"
+            } else {
+                ""
+            }
+        )
+    }
+
     /// The first 7 characters of the sha, or `nogit`.
     pub fn short(&self) -> String {
         self.sha
@@ -99,3 +120,45 @@ impl Revision {
 
 /// The compiler that built this binary.
 pub const RUSTC_VERSION: &str = env!("ECHOBENCH_RUSTC_VERSION");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revision_description() {
+        let cases = [
+            (Some("abc123"), Some(false), "`abc123`"),
+            (
+                Some("abc123"),
+                Some(true),
+                "`abc123` with uncommitted changes",
+            ),
+            (Some("abc123"), None, "`abc123`"),
+            (None, None, "`unknown`"),
+        ];
+        for (sha, dirty, expected) in cases {
+            let revision = Revision {
+                sha: sha.map(str::to_owned),
+                dirty,
+            };
+            assert_eq!(revision.describe(), expected, "{sha:?} {dirty:?}");
+        }
+    }
+
+    #[test]
+    fn machine_description() {
+        let machine = Machine {
+            hostname: "vm".to_owned(),
+            cpu_model: "AMD EPYC".to_owned(),
+            cpus_online: 2,
+            cpus_allowed: vec![0, 1],
+            kernel: "6.18.44".to_owned(),
+            memory_bytes: None,
+        };
+        assert_eq!(
+            machine.describe(),
+            "AMD EPYC, 2 CPUs online, kernel 6.18.44"
+        );
+    }
+}

@@ -423,15 +423,15 @@ pub fn judge(rows: &[Row], steal: Option<f64>) -> Verdict {
 /// Where the figures come from: the command, the source revision, the machine and the version
 /// of every tool, so a crosscheck table describes itself like a harness run does.
 fn provenance(tools: &[Tool], root: &std::path::Path) -> String {
-    let revision = crate::machine::Revision::read(root);
-    let machine = crate::machine::Machine::read();
     let command: Vec<String> = std::env::args().collect();
     let mut versions: Vec<String> = Vec::new();
+    let mut peer_clients = false;
     for tool in tools {
         let Some(program) = tool.argv.first() else {
             continue;
         };
         if program.ends_with("run.sh") {
+            peer_clients = true;
             continue;
         }
         let own = std::path::Path::new(program)
@@ -447,27 +447,17 @@ fn provenance(tools: &[Tool], root: &std::path::Path) -> String {
             versions.push(entry);
         }
     }
-    if tools
-        .iter()
-        .any(|t| t.argv.first().is_some_and(|p| p.ends_with("run.sh")))
-    {
+    if peer_clients {
         versions.push(
             "peer clients: pinned in peers/node/package-lock.json and peers/python/requirements.txt"
                 .to_owned(),
         );
     }
     format!(
-        "Command: `{}`. Source: git {}{}. Machine: {}, {} CPUs online, kernel {}. Tools: {}.",
+        "Command: `{}`. Source: git {}. Machine: {}. Tools: {}.",
         command.join(" "),
-        revision.sha.as_deref().unwrap_or("unknown"),
-        if revision.dirty == Some(true) {
-            " with uncommitted changes"
-        } else {
-            ""
-        },
-        machine.cpu_model,
-        machine.cpus_online,
-        machine.kernel,
+        crate::machine::Revision::read(root).describe(),
+        crate::machine::Machine::read().describe(),
         versions.join("; ")
     )
 }

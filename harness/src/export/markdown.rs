@@ -42,18 +42,11 @@ pub fn render(manifest: &Manifest, summaries: &[CellSummary]) -> String {
     let _ = writeln!(out, "# echobench results\n");
     let _ = writeln!(
         out,
-        "{} on `{}` ({}, {} CPUs online, kernel {}), git `{}`{}.{}\n",
+        "{} on `{}` ({}), git {}.{}\n",
         manifest.started_at,
         m.hostname,
-        m.cpu_model,
-        m.cpus_online,
-        m.kernel,
-        manifest.revision.sha.as_deref().unwrap_or("unknown"),
-        if manifest.revision.dirty == Some(true) {
-            " with uncommitted changes"
-        } else {
-            ""
-        },
+        m.describe(),
+        manifest.revision.describe(),
         if manifest.incomplete {
             " **Incomplete run** (interrupted or still running)."
         } else {
