@@ -13,26 +13,24 @@ duration=${1:-10s}
 rate=${2:-10000}
 stall=${3:-100ms}
 connections=${4:-64}
-cargo build --release --quiet -p echo-servers -p echo-client
+cargo build --release --quiet -p echo-servers -p echo-client -p echo-harness
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# shellcheck source=scripts/lib.sh
-. scripts/lib.sh
-
 run_one() { # label, then extra server flags
-    local label=$1 s0 t0 s1 t1 steal
+    local label=$1 server_args=() exec_line
     shift
-    start_server "$work/server.log" target/release/echo-server hyper "$@"
-    read -r s0 t0 < <(jiffies)
-    taskset -c 1 target/release/echo-client "$SERVER_URL" -t 1 -c "$connections" --rate "$rate" -d "$duration" \
-        --warmup 1s --quiet --no-progress --json "$work/$label.json"
-    read -r s1 t1 < <(jiffies)
-    stop_server
-    steal=$(steal_between "$s0" "$t0" "$s1" "$t1")
-    python3 - "$work/$label.json" "$label" "$steal" <<'EOF'
+    for flag in "$@"; do server_args+=("--server-arg=$flag"); done
+    # echo-harness exec: the pinned server session every harness measurement uses (start,
+    # ready line, one echo checked, clean stop), the client on the other CPU, steal recorded.
+    exec_line=$(target/release/echo-harness exec --bin-dir target/release --server-log "$work/server.log" \
+        hyper "${server_args[@]}" -- target/release/echo-client "{url}" -t 1 -c "$connections" \
+        --rate "$rate" -d "$duration" --warmup 1s --quiet --no-progress --json "$work/$label.json" |
+        sed -n 's/^ECHOBENCH_EXEC //p')
+    python3 - "$work/$label.json" "$label" "$exec_line" <<'EOF'
 import json, sys
-report, label, steal = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+report, label = json.load(open(sys.argv[1])), sys.argv[2]
+steal = f"{json.loads(sys.argv[3])['steal_percent'] or 0:.2f}"
 s, lat = report["summary"], report["latency"]
 def row(kind, h):
     us = lambda ns: f"{ns / 1000:,.0f} µs"

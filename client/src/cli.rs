@@ -6,29 +6,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use echobench_core::config::{Config, Payload, WsMode};
+use echobench_core::report::Report;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Payload, WsMode};
 use crate::export;
-use crate::report::Report;
 use crate::run::{RunError, RunOptions};
 use crate::summary;
 
-/// Exit codes (also listed in `--help`).
-pub mod exit {
-    /// The run completed; errors during the load are data in the report.
-    pub const OK: u8 = 0;
-    /// The run could not be carried out, or its output could not be written.
-    pub const FAILURE: u8 = 1;
-    /// Invalid flags or target (including a non-loopback target without --allow-remote).
-    pub const USAGE: u8 = 2;
-    /// The target could not be reached when the run started.
-    pub const UNREACHABLE: u8 = 3;
-    /// Every round trip failed.
-    pub const ALL_FAILED: u8 = 4;
-    /// Stopped by SIGINT/SIGTERM; the outputs cover what ran.
-    pub const INTERRUPTED: u8 = 130;
-}
+pub use echobench_core::exit::client as exit;
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -97,12 +84,12 @@ pub struct Args {
     pub size: usize,
 
     /// WebSocket message type.
-    #[arg(long, value_enum, default_value_t = WsMode::Binary)]
+    #[arg(long, default_value = "binary", value_parser = choice(WsMode::ALL))]
     pub ws_mode: WsMode,
 
     /// HTTP bodies: raw bytes, or a compact JSON object for JSON endpoints such as /json
     /// (re-serialized by the server, the echo must still be byte-identical).
-    #[arg(long, value_enum, default_value_t = Payload::Raw)]
+    #[arg(long, default_value = "raw", value_parser = choice(Payload::ALL))]
     pub payload: Payload,
 
     /// Longest wait for one echo: then it counts as round_trip_timeout and the connection is
@@ -144,6 +131,19 @@ pub struct Args {
     /// Never show live progress on stderr (it is only shown on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// A flag whose values are a core type's named choices (`--ws-mode`, `--payload`): clap lists
+/// the names in `--help` and refuses others.
+fn choice<T: Copy + Send + Sync + 'static>(
+    table: [(&'static str, T); 2],
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(table.map(|(name, _)| name)).map(move |name| {
+        table
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(table[0].1, |&(_, value)| value)
+    })
 }
 
 impl Args {

@@ -10,6 +10,9 @@
 //! records into thread-local HDR histograms, merged exactly at the end; the report carries the
 //! client's CPU use and the machine's CPU steal so a client-bound or noisy run is flagged.
 //!
+//! The settings and the report are `echobench-core` types ([`Config`], [`Report`]): the same
+//! ones the harness reads.
+//!
 //! ```no_run
 //! use echo_client::{Config, run::{run_blocking, RunOptions}};
 //!
@@ -21,22 +24,19 @@
 //! ```
 
 pub mod cli;
-pub mod config;
 pub mod error;
 pub mod export;
-pub mod latency;
 pub mod message;
-pub mod monitor;
 pub mod protocol;
 pub mod recorder;
-pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod summary;
 pub mod target;
 
 mod progress;
+mod quota;
+mod timeline;
 mod worker;
 
-pub use config::{Config, Payload, WsMode};
-pub use report::Report;
+pub use echobench_core::{Config, Payload, Report, WsMode};

@@ -11,8 +11,7 @@ pub const ID_DIGITS: usize = 16;
 const FILLER: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// The smallest JSON payload: `{"id":"<16 hex digits>","pad":""}`.
-pub const MIN_JSON_SIZE: usize = 34;
+pub use echobench_core::config::MIN_JSON_SIZE;
 
 /// Where the id's 16 hex digits start in a JSON payload (after `{"id":"`).
 pub const JSON_ID_AT: usize = 7;

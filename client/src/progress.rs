@@ -6,18 +6,18 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::Config;
+use echobench_core::config::Config;
 
 /// A progress bar, or nothing.
 #[derive(Debug)]
-pub(crate) struct Progress {
+pub(crate) struct LiveProgress {
     bar: Option<ProgressBar>,
 }
 
-impl Progress {
-    pub(crate) fn new(enabled: bool, config: &Config) -> Progress {
+impl LiveProgress {
+    pub(crate) fn new(enabled: bool, config: &Config) -> LiveProgress {
         if !enabled || !std::io::stderr().is_terminal() {
-            return Progress { bar: None };
+            return LiveProgress { bar: None };
         }
         let bar = ProgressBar::with_draw_target(
             Some(config.duration.as_secs().max(1)),
@@ -33,7 +33,7 @@ impl Progress {
             "warming up"
         });
         bar.enable_steady_tick(Duration::from_millis(200));
-        Progress { bar: Some(bar) }
+        LiveProgress { bar: Some(bar) }
     }
 
     /// A second of the measured window completed.

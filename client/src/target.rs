@@ -1,33 +1,9 @@
 //! Where the load goes: a URL parsed into protocol, address and request path, with the
 //! loopback check that keeps a mistyped host from load-testing somebody else's machine.
 
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use serde::{Deserialize, Serialize};
-
-/// The protocol of a target, from its URL scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// `http://`: each round trip is a `POST` whose body must come back as the response body.
-    Http,
-    /// `ws://`: each round trip is a message that must come back as the same message.
-    #[serde(rename = "websocket")]
-    WebSocket,
-    /// `tcp://`: each round trip is a write whose bytes must be read back.
-    Tcp,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Http => "http",
-            Protocol::WebSocket => "websocket",
-            Protocol::Tcp => "tcp",
-        })
-    }
-}
+pub use echobench_core::protocol::Protocol;
 
 /// A resolved target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,16 +80,11 @@ impl Target {
             url: url.to_owned(),
             reason: err.to_string(),
         })?;
-        let protocol = match parsed.scheme() {
-            "http" => Protocol::Http,
-            "ws" => Protocol::WebSocket,
-            "tcp" => Protocol::Tcp,
-            other => {
-                return Err(TargetError::Scheme {
-                    url: url.to_owned(),
-                    scheme: other.to_owned(),
-                });
-            }
+        let Some(protocol) = Protocol::from_scheme(parsed.scheme()) else {
+            return Err(TargetError::Scheme {
+                url: url.to_owned(),
+                scheme: parsed.scheme().to_owned(),
+            });
         };
         let host = match parsed.host() {
             Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
@@ -125,18 +96,14 @@ impl Target {
                 });
             }
         };
-        let port = match (parsed.port_or_known_default(), protocol) {
-            (Some(port), _) => port,
-            (None, Protocol::WebSocket) => 80,
-            (None, _) => {
-                return Err(TargetError::NoPort {
-                    url: url.to_owned(),
-                });
-            }
+        let Some(port) = parsed.port().or(protocol.default_port()) else {
+            return Err(TargetError::NoPort {
+                url: url.to_owned(),
+            });
         };
         let path = match protocol {
             Protocol::Tcp => String::new(),
-            Protocol::Http if !has_explicit_path(url) => "/echo".to_owned(),
+            _ if !has_explicit_path(url) => protocol.default_path().to_owned(),
             _ => match parsed.query() {
                 Some(query) => format!("{}?{query}", parsed.path()),
                 None => parsed.path().to_owned(),

@@ -15,11 +15,14 @@ use tokio::task::{JoinSet, LocalSet};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use echobench_core::config::Config;
+use echobench_core::measurement::{Measurement, Second};
+use echobench_core::monitor;
+
 use crate::error::Failure;
-use crate::monitor;
 use crate::protocol::Connection;
-use crate::recorder::{Interval, Recorder, Totals};
+use crate::quota::{Claim, Quota};
+use crate::recorder::Recorder;
 use crate::schedule::{self, Schedule};
 use crate::target::Target;
 
@@ -36,7 +39,7 @@ pub(crate) struct Timing {
 
 /// One worker's share of the run.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub(crate) struct Share {
     /// Worker number (also the top 16 bits of its message ids).
     pub id: usize,
     /// Indexes (over all workers) of this worker's virtual clients.
@@ -49,12 +52,7 @@ pub(crate) struct Plan {
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A second (or the final part of one) of the measured window.
-    Interval {
-        worker: usize,
-        index: u32,
-        duration: Duration,
-        interval: Box<Interval>,
-    },
+    Second { worker: usize, second: Box<Second> },
     /// The worker stopped.
     Done {
         worker: usize,
@@ -67,19 +65,16 @@ pub(crate) enum Event {
 /// A worker's final numbers.
 #[derive(Debug)]
 pub(crate) struct Finished {
-    /// Everything recorded in the measured window.
-    pub totals: Totals,
-    /// Round trips in flight when the worker stopped.
-    pub in_flight: u64,
-    /// This thread's CPU time over the measured window.
-    pub thread_cpu: Duration,
+    /// Everything recorded in the measured window (its seconds went out as they ended), with
+    /// the round trips in flight when it stopped and this thread's CPU time.
+    pub measurement: Measurement,
     /// When it stopped.
     pub stopped_at: Instant,
 }
 
 /// Starts a worker thread running connections of type `C`.
 pub(crate) fn spawn<C: Connection + 'static>(
-    plan: Plan,
+    share: Share,
     config: Arc<Config>,
     target: Arc<Target>,
     timing: Timing,
@@ -87,9 +82,9 @@ pub(crate) fn spawn<C: Connection + 'static>(
     events: UnboundedSender<Event>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
-        .name(format!("echo-worker-{}", plan.id))
+        .name(format!("echo-worker-{}", share.id))
         .spawn(move || {
-            let worker = plan.id;
+            let worker = share.id;
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -106,7 +101,7 @@ pub(crate) fn spawn<C: Connection + 'static>(
             let local = LocalSet::new();
             local.block_on(
                 &runtime,
-                supervise::<C>(plan, config, target, timing, stop, events),
+                supervise::<C>(share, config, target, timing, stop, events),
             );
         })
 }
@@ -117,57 +112,13 @@ struct Ctx {
     target: Arc<Target>,
     timing: Timing,
     recorder: RefCell<Recorder>,
-    /// Round trips left to attempt with `--total`.
-    quota: Cell<Option<u64>>,
+    /// What this worker may still start (`-n` share, `-r` per connection).
+    quota: RefCell<Quota>,
     /// The next message id.
     next_id: Cell<u64>,
 }
 
 impl Ctx {
-    /// Reserves the round trips a new connection may do: `roundtrips` (or what is left of the
-    /// quota), unlimited with `-r 0`. `None` when the quota is used up.
-    fn claim(&self) -> Option<u64> {
-        let per_connection = match self.config.roundtrips {
-            0 => u64::MAX,
-            r => r,
-        };
-        match self.quota.get() {
-            None => Some(per_connection),
-            Some(0) => None,
-            // With -r 0 tickets are taken per round trip (`take_ticket`), not per connection.
-            Some(_) if self.config.roundtrips == 0 => Some(u64::MAX),
-            Some(left) => {
-                let take = per_connection.min(left);
-                self.quota.set(Some(left - take));
-                Some(take)
-            }
-        }
-    }
-
-    /// Gives back round trips a connection reserved but did not attempt.
-    fn unclaim(&self, unused: u64) {
-        if self.config.roundtrips != 0
-            && let Some(left) = self.quota.get()
-        {
-            self.quota.set(Some(left + unused));
-        }
-    }
-
-    /// With `-r 0` and a quota: takes one round trip's ticket; false when none is left.
-    fn take_ticket(&self) -> bool {
-        if self.config.roundtrips != 0 {
-            return true;
-        }
-        match self.quota.get() {
-            None => true,
-            Some(0) => false,
-            Some(left) => {
-                self.quota.set(Some(left - 1));
-                true
-            }
-        }
-    }
-
     fn next_id(&self) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
@@ -184,33 +135,33 @@ enum Stop {
 }
 
 async fn supervise<C: Connection + 'static>(
-    plan: Plan,
+    share: Share,
     config: Arc<Config>,
     target: Arc<Target>,
     timing: Timing,
     stop: CancellationToken,
     events: UnboundedSender<Event>,
 ) {
-    let worker = plan.id;
+    let worker = share.id;
     let ctx = Rc::new(Ctx {
         recorder: RefCell::new(Recorder::new(config.rate.is_some())),
-        quota: Cell::new(plan.quota),
+        quota: RefCell::new(Quota::new(config.roundtrips, share.quota)),
         next_id: Cell::new((worker as u64) << 48),
         config,
         target,
         timing,
     });
     let mut clients = JoinSet::new();
-    for &index in &plan.clients {
+    for &index in &share.clients {
         clients.spawn_local(virtual_client::<C>(Rc::clone(&ctx), index));
     }
 
-    let second = Duration::from_secs(1);
+    let one_second = Duration::from_secs(1);
     let mut measuring = timing.warmup_end <= timing.start;
     let mut cpu_start = monitor::thread_cpu();
-    let mut interval_start = timing.warmup_end;
+    let mut second_start = timing.warmup_end;
     let mut next_tick = if measuring {
-        timing.warmup_end + second
+        timing.warmup_end + one_second
     } else {
         timing.warmup_end
     };
@@ -222,17 +173,17 @@ async fn supervise<C: Connection + 'static>(
             () = sleep_until(timing.deadline) => break Stop::Deadline,
             () = sleep_until(next_tick) => {
                 if measuring {
-                    let interval = ctx.recorder.borrow_mut().take_interval();
-                    let _ = events.send(Event::Interval { worker, index, duration: second, interval: Box::new(interval) });
+                    let second = ctx.recorder.borrow_mut().take_second(index, one_second);
+                    let _ = events.send(Event::Second { worker, second: Box::new(second) });
                     index += 1;
-                    interval_start = next_tick;
+                    second_start = next_tick;
                 } else {
                     // The warmup is over: forget it and start the clock.
                     ctx.recorder.borrow_mut().reset();
                     cpu_start = monitor::thread_cpu();
                     measuring = true;
                 }
-                next_tick += second;
+                next_tick += one_second;
             }
             joined = clients.join_next() => match joined {
                 None => break Stop::QuotaDone,
@@ -253,28 +204,29 @@ async fn supervise<C: Connection + 'static>(
         Stop::QuotaDone => 0,
         Stop::Deadline | Stop::Interrupted => recorder.in_flight(),
     };
-    let tail = stopped_at.saturating_duration_since(interval_start);
-    let interval = recorder.take_interval();
-    if measuring && (!tail.is_zero() || interval.round_trips + interval.errors > 0) {
-        let _ = events.send(Event::Interval {
+    let tail = stopped_at.saturating_duration_since(second_start);
+    let last = recorder.take_second(index, tail);
+    if measuring && (!tail.is_zero() || last.round_trips + last.errors > 0) {
+        let _ = events.send(Event::Second {
             worker,
-            index,
-            duration: tail,
-            interval: Box::new(interval),
+            second: Box::new(last),
         });
     }
-    let finished = Finished {
-        totals: recorder.totals().clone(),
-        in_flight,
-        thread_cpu: monitor::thread_cpu().saturating_sub(cpu_start),
-        stopped_at,
-    };
+    let thread_cpu = monitor::thread_cpu().saturating_sub(cpu_start);
+    let mut measurement = recorder.totals().clone();
+    measurement.counts.in_flight_at_deadline = in_flight;
+    measurement.cpu.threads = 1;
+    measurement.cpu.process = thread_cpu;
+    measurement.cpu.busiest_thread = thread_cpu;
     drop(recorder);
     // Dropping the clients closes their connections; round trips in flight are abandoned.
     clients.abort_all();
     let _ = events.send(Event::Done {
         worker,
-        result: Box::new(finished),
+        result: Box::new(Finished {
+            measurement,
+            stopped_at,
+        }),
     });
 }
 
@@ -296,7 +248,8 @@ impl Backoff {
     }
 }
 
-/// One virtual client: connect, do its round trips, close, and start again at once.
+/// One virtual client: connect, do its round trips, close, and start again at once, until the
+/// quota (if any) is used up.
 async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32) {
     let config = Arc::clone(&ctx.config);
     let mut schedule = config
@@ -304,7 +257,9 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32) {
         .map(|rate| Schedule::new(ctx.timing.start, rate, config.connections, index));
     let mut backoff = Backoff(Backoff::FIRST);
     loop {
-        let Some(claim) = ctx.claim() else { return };
+        let Some(claim) = ctx.quota.borrow_mut().connect() else {
+            return;
+        };
         let began = Instant::now();
         let connected = timeout(config.connect_timeout, C::connect(&ctx.target, &config))
             .await
@@ -313,43 +268,32 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32) {
             Ok(connection) => connection,
             Err(failure) => {
                 ctx.recorder.borrow_mut().failed(&failure);
-                ctx.unclaim(claim);
+                ctx.quota.borrow_mut().release(claim);
                 backoff.wait().await;
                 continue;
             }
         };
         ctx.recorder.borrow_mut().connected(began.elapsed());
         backoff.reset();
-        let used = session(&ctx, connection, claim, schedule.as_mut()).await;
-        ctx.unclaim(claim - used);
-        if config.roundtrips == 0 && ctx.quota.get() == Some(0) {
-            return;
-        }
+        let claim = session(&ctx, connection, claim, schedule.as_mut()).await;
+        ctx.quota.borrow_mut().release(claim);
     }
 }
 
-/// Runs up to `claim` round trips on one connection, then closes it. Returns how many were
-/// attempted.
+/// Runs the round trips `claim` allows on one connection, then closes it. Returns what is
+/// left of the claim.
 async fn session<C: Connection>(
     ctx: &Ctx,
     mut connection: C,
-    claim: u64,
+    mut claim: Claim,
     mut schedule: Option<&mut Schedule>,
-) -> u64 {
+) -> Claim {
     let config = &ctx.config;
-    let mut used = 0;
     let mut healthy = true;
     let mut ready = Instant::now();
-    while used < claim {
-        if !ctx.take_ticket() {
+    loop {
+        let Some(turn) = ctx.quota.borrow_mut().turn(&mut claim) else {
             break;
-        }
-        // The connection's final round trip: its last claimed one with -r R, or with -r 0 the
-        // one that took the run's final ticket.
-        let last = if config.roundtrips > 0 {
-            used + 1 == claim
-        } else {
-            ctx.quota.get() == Some(0)
         };
         let intended = match schedule.as_deref_mut() {
             Some(schedule) => {
@@ -364,9 +308,8 @@ async fn session<C: Connection>(
         let id = ctx.next_id();
         ctx.recorder.borrow_mut().sending();
         let sent = Instant::now();
-        let result = timeout(config.timeout, connection.round_trip(id, last)).await;
+        let result = timeout(config.timeout, connection.round_trip(id, turn.last)).await;
         let received = Instant::now();
-        used += 1;
         let mut recorder = ctx.recorder.borrow_mut();
         recorder.settled();
         match result {
@@ -394,5 +337,5 @@ async fn session<C: Connection>(
         let _ = timeout(config.timeout, connection.close()).await;
     }
     ctx.recorder.borrow_mut().closed();
-    used
+    claim
 }

@@ -91,12 +91,19 @@ async fn timeline_adds_up() {
         ..Config::new(srv.url())
     };
     let report = run(c, RunOptions::default()).await.unwrap();
-    let seconds: Vec<u32> = report.timeline.iter().map(|s| s.second).collect();
+    let seconds: Vec<u32> = report.timeline.iter().map(|s| s.index).collect();
     assert_eq!(seconds, [0, 1, 2]);
     let summed: u64 = report.timeline.iter().map(|s| s.round_trips).sum();
     assert_eq!(summed, report.summary.round_trips);
+    // Each second carries its histogram, and the seconds' histograms add up to the total's.
+    let mut merged = echobench_core::latency::histogram();
+    for second in &report.timeline {
+        assert_eq!(second.round_trip.len(), second.round_trips);
+        echobench_core::latency::add(&mut merged, &second.round_trip);
+    }
+    assert_eq!(merged, report.histograms.round_trip().unwrap());
     assert!(
-        (report.timeline[2].duration_s - 0.5).abs() < 0.05,
+        (report.timeline[2].duration.as_secs_f64() - 0.5).abs() < 0.05,
         "{:?}",
         report.timeline[2]
     );

@@ -2,8 +2,8 @@
 //! the merged HDR histograms of all trials (never averaged percentiles), server cost, and the
 //! flags that qualify a cell.
 
-use echo_client::latency::{self, Percentiles};
-use echo_client::report::thresholds;
+use echobench_core::latency::{self, Percentiles};
+use echobench_core::thresholds;
 
 use crate::matrix::Cell;
 use crate::stats::{self, Spread};
@@ -158,15 +158,19 @@ fn merge(into: &mut Option<hdrhistogram::Histogram<u64>>, from: hdrhistogram::Hi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
+
+    use echobench_core::error::ErrorKind;
+    use echobench_core::sample::ReportBuilder;
+    use echobench_core::{Protocol, Report};
+
     use crate::trial::TrialResult;
-    use echo_client::Report;
-    use std::time::SystemTime;
 
     fn cell() -> Cell {
         Cell {
             server_index: 0,
             server: "s".into(),
-            protocol: echo_client::target::Protocol::Tcp,
+            protocol: Protocol::Tcp,
             connections: 2,
             size: 32,
             roundtrips: 0,
@@ -174,33 +178,17 @@ mod tests {
         }
     }
 
-    /// A minimal real report with `rps` round trips per second, each trip taking `micros`.
+    /// A real report of a one-second run: `rps` round trips, the ones listed taking `micros`
+    /// each, two connections in flight at the end, one error and 1% steal.
     fn report(rps: f64, micros: &[u64]) -> Report {
-        let mut h = latency::histogram();
-        for &m in micros {
-            latency::record(&mut h, m * 1000);
-        }
-        let json = serde_json::json!({
-            "schema_version": 1,
-            "tool": {"name": "echo-client", "version": "0"},
-            "config": serde_json::to_value(echo_client::Config::new("tcp://127.0.0.1:1")).unwrap(),
-            "target": {"url": "tcp://127.0.0.1:1", "protocol": "tcp", "addr": "127.0.0.1:1"},
-            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z",
-            "measured_s": 1.0, "interrupted": false,
-            "summary": {"round_trips": rps as u64, "round_trips_per_s": rps, "bytes_sent": 0,
-                "bytes_received": 0, "bytes_sent_per_s": 0.0, "bytes_received_per_s": 0.0,
-                "connections_opened": 2, "connections_closed": 0, "in_flight_at_deadline": 2,
-                "errors": 1, "late_sends": null},
-            "latency": {"round_trip": Percentiles::of(&h), "connect": Percentiles::default(), "corrected": null},
-            "errors": {},
-            "client": {"threads": 1, "allowed_cpus": [1], "capacity_cpus": 1.0, "cpu_s": 0.5,
-                "utilization": 0.5, "max_thread_utilization": 0.5, "cpu_us_per_round_trip": null,
-                "steal_percent": 1.0},
-            "flags": {"client_saturated": false, "high_steal": false, "all_failed": false},
-            "timeline": [],
-            "histograms": {"round_trip": latency::encode(&h).unwrap(), "connect": latency::encode(&latency::histogram()).unwrap(), "corrected": null}
-        });
-        Report::from_json(&json.to_string()).unwrap()
+        let nanos: Vec<u64> = micros.iter().map(|m| m * 1000).collect();
+        ReportBuilder::new(Protocol::Tcp)
+            .round_trips(&nanos)
+            .uncounted_round_trips(rps as u64 - nanos.len() as u64)
+            .connections(2, 2)
+            .errors(ErrorKind::RoundTripTimeout, 1)
+            .cpu(Duration::from_millis(500), Some(1.0))
+            .build()
     }
 
     fn ok_trial(trial: u32, attempt: u32, rps: f64, micros: &[u64]) -> TrialResult {
@@ -208,7 +196,7 @@ mod tests {
             report: Some(Box::new(report(rps, micros))),
             status: Status::Ok,
             reason: String::new(),
-            ..TrialResult::failed(&cell(), trial, attempt, SystemTime::now(), String::new())
+            ..TrialResult::started(&cell(), trial, attempt, SystemTime::now())
         }
     }
 

@@ -1,45 +1,25 @@
-//! The `echo-harness` command line.
+//! The `echo-harness` command line: flags, and which subcommand runs. Each subcommand's work
+//! is in its own module; this one only dispatches and maps outcomes to [`exit`] codes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::binaries;
-use crate::config::HarnessConfig;
-use crate::cpuset::CpuSet;
-use crate::machine::Revision;
-use crate::matrix;
-use crate::runner::{self, Plan};
-
-/// Exit codes.
-pub mod exit {
-    /// Every trial ran.
-    pub const OK: u8 = 0;
-    /// The run could not be carried out.
-    pub const FAILURE: u8 = 1;
-    /// Bad flags or config.
-    pub const USAGE: u8 = 2;
-    /// The run completed but some trials failed (their reasons are in raw.csv and summary.md).
-    pub const TRIALS_FAILED: u8 = 3;
-    /// Interrupted; the results written so far are kept and marked incomplete.
-    pub const INTERRUPTED: u8 = 130;
-}
-
-const AFTER_HELP: &str = "\
-Results go to <out>/<date>-<host>-<gitsha>[-label]/: raw.csv (one row per trial), summary.csv
-(one row per cell), comparison.csv, summary.md, throughput.svg, p99.svg, manifest.json, and the
-client's JSON report of every trial in trials/. All are rewritten after every trial.
-
-Exit codes: 0 every trial ran; 1 the run could not be carried out; 2 bad flags or config;
-3 some trials failed (see summary.md); 130 interrupted (results so far kept, marked incomplete).";
+use crate::exit;
+use crate::plan::{self, Loaded, Plan};
+use crate::runner;
 
 /// Runs echo servers and echo-client over a matrix of loads, with interleaved trials, server
 /// CPU and memory cost, statistics, and self-describing results.
+///
+/// Results go to <out>/<date>-<host>-<gitsha>[-label]/: raw.csv (one row per trial),
+/// summary.csv (one row per cell), comparison.csv, summary.md, throughput.svg, p99.svg,
+/// manifest.json, and the client's JSON report of every trial in trials/. All are rewritten
+/// after every trial.
 #[derive(Debug, Parser)]
-#[command(name = "echo-harness", version, max_term_width = 100, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+#[command(name = "echo-harness", version, max_term_width = 100, after_help = exit::HELP, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do (default: run).
     #[command(subcommand)]
@@ -63,6 +43,8 @@ pub enum Command {
     },
     /// Check echo-client against wrk, h2load, oha and peer clients on the same pinned server.
     Crosscheck(crate::crosscheck::CrosscheckArgs),
+    /// Run any command against a pinned reference server and report what it cost.
+    Exec(crate::exec::ExecArgs),
     /// Print the built-in default config, to copy and edit.
     DefaultConfig,
 }
@@ -116,6 +98,7 @@ pub fn main(cli: Cli) -> u8 {
         }
         Some(Command::Compare { a, b }) => compare(&a, &b),
         Some(Command::Crosscheck(args)) => crate::crosscheck::main(&args),
+        Some(Command::Exec(args)) => crate::exec::main(&args),
         Some(Command::Run(args)) => run(&args),
         None => run(&cli.run),
     }
@@ -142,14 +125,28 @@ fn compare(a: &Path, b: &Path) -> u8 {
     }
 }
 
+/// Reads the config and resolves the plan (bad flags or config: exit 2).
+fn resolve(args: &RunArgs) -> anyhow::Result<Plan> {
+    let loaded = Loaded::read(args.config.as_deref())?;
+    Plan::resolve(
+        args,
+        loaded,
+        &echobench_core::monitor::allowed_cpus(),
+        std::env::args().collect(),
+    )
+}
+
 fn run(args: &RunArgs) -> u8 {
-    let plan = match plan(args) {
+    let plan = match resolve(args) {
         Ok(plan) => plan,
         Err(err) => {
             eprintln!("Error: {err:#}");
             return exit::USAGE;
         }
     };
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
     if args.dry_run {
         for cell in &plan.cells {
             println!("{}", cell.id());
@@ -163,19 +160,33 @@ fn run(args: &RunArgs) -> u8 {
         );
         return exit::OK;
     }
-    let Some(runtime) = runtime() else {
-        return exit::FAILURE;
+    let prepared = match plan::prepare(plan) {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            return exit::FAILURE;
+        }
+    };
+    let runtime = match crate::runtime::start() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            return exit::FAILURE;
+        }
     };
     eprintln!(
         "echo-harness: {} cells x {} trials -> {}",
-        plan.cells.len(),
-        plan.config.run.trials,
-        plan.out_dir.display()
+        prepared.plan.cells.len(),
+        prepared.plan.config.run.trials,
+        prepared.out_dir.display()
     );
     let interrupt = CancellationToken::new();
     let outcome = runtime.block_on(async {
-        watch_signals(interrupt.clone());
-        runner::execute(&plan, &interrupt).await
+        crate::runtime::watch_signals(
+            interrupt.clone(),
+            "interrupted: stopping the current trial; results so far are kept",
+        );
+        runner::execute(&prepared, &interrupt).await
     });
     match outcome {
         Err(err) => {
@@ -188,8 +199,8 @@ fn run(args: &RunArgs) -> u8 {
                 .iter()
                 .filter(|r| r.status == crate::trial::Status::Failed)
                 .count();
-            eprintln!("results: {}", plan.out_dir.display());
-            if let Ok(text) = std::fs::read_to_string(plan.out_dir.join("summary.md")) {
+            eprintln!("results: {}", prepared.out_dir.display());
+            if let Ok(text) = std::fs::read_to_string(prepared.out_dir.join("summary.md")) {
                 println!("{text}");
             }
             if outcome.interrupted {
@@ -203,172 +214,4 @@ fn run(args: &RunArgs) -> u8 {
             }
         }
     }
-}
-
-/// The harness's runtime (current-thread: the harness itself does little); `None` after
-/// printing why it could not start.
-pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => Some(runtime),
-        Err(err) => {
-            eprintln!("Error: cannot start a tokio runtime: {err}");
-            None
-        }
-    }
-}
-
-/// Resolves flags and config into a plan.
-pub fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
-    let (mut config, source, base_dir) = match &args.config {
-        Some(path) => {
-            let config = HarnessConfig::load(path)?;
-            let base = path.parent().map(Path::to_owned).unwrap_or_default();
-            let base = if base.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                base
-            };
-            (config, path.display().to_string(), base)
-        }
-        None => (
-            HarnessConfig::default_config()?,
-            "built-in default".to_owned(),
-            PathBuf::from("."),
-        ),
-    };
-    let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
-    if args.quick {
-        config = config.quick();
-    }
-    if let Some(trials) = args.trials {
-        if trials == 0 {
-            bail!("--trials must be at least 1");
-        }
-        config.run.trials = trials;
-    }
-    if let Some(duration) = args.duration {
-        config.run.duration = duration;
-    }
-    if !args.only.is_empty() {
-        if let Some(unknown) = args
-            .only
-            .iter()
-            .find(|n| !config.servers.iter().any(|s| &s.name == *n))
-        {
-            bail!("--only names `{unknown}`, which is not a configured server");
-        }
-        config.servers.retain(|s| args.only.contains(&s.name));
-        for m in &mut config.matrices {
-            if let Some(names) = &mut m.servers {
-                names.retain(|n| args.only.contains(n));
-            }
-        }
-    }
-    let cells = matrix::cells(&config);
-    if cells.is_empty() {
-        bail!("the matrix has no cells for the selected servers");
-    }
-    let allowed = CpuSet::new(echo_client::monitor::allowed_cpus());
-    let (default_server, default_client) = CpuSet::split(&allowed);
-    let server_cpus = match &config.run.server_cpus {
-        Some(list) => CpuSet::parse(list).context("[run] server_cpus")?,
-        None => default_server,
-    };
-    let client_cpus = match &config.run.client_cpus {
-        Some(list) => CpuSet::parse(list).context("[run] client_cpus")?,
-        None => default_client,
-    };
-    server_cpus
-        .check_within(&allowed)
-        .context("[run] server_cpus")?;
-    client_cpus
-        .check_within(&allowed)
-        .context("[run] client_cpus")?;
-    if server_cpus
-        .cpus()
-        .iter()
-        .any(|c| client_cpus.cpus().contains(c))
-    {
-        eprintln!(
-            "warning: server and client share CPUs {server_cpus} / {client_cpus}; results will mix their costs"
-        );
-    }
-    let bins = binaries::locate(args.bin_dir.as_deref()).map_err(anyhow::Error::msg)?;
-    let out_dir = run_folder(&args.out, args.label.as_deref(), Path::new("."))?;
-    Ok(Plan {
-        config,
-        config_source: source,
-        base_dir,
-        quick: args.quick,
-        cells,
-        bins,
-        server_cpus,
-        client_cpus,
-        out_dir,
-        retry_noisy: args.retry_noisy,
-        allow_remote: args.allow_remote,
-        command_line: std::env::args().collect(),
-    })
-}
-
-/// `<out>/<date>-<host>-<gitsha>[-label]`, with `-2`, `-3`, ... if taken.
-fn run_folder(out: &Path, label: Option<&str>, tree: &Path) -> anyhow::Result<PathBuf> {
-    let date: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .chars()
-        .take(10)
-        .collect();
-    let host = crate::machine::Machine::read().hostname;
-    let host: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut name = format!("{date}-{host}-{}", Revision::read(tree).short());
-    if let Some(label) = label {
-        if label.is_empty()
-            || !label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            bail!(
-                "--label `{label}` must be non-empty and use only letters, digits, `-`, `_` and `.`"
-            );
-        }
-        name.push('-');
-        name.push_str(label);
-    }
-    let mut candidate = out.join(&name);
-    let mut n = 2;
-    while candidate.exists() {
-        candidate = out.join(format!("{name}-{n}"));
-        n += 1;
-    }
-    Ok(candidate)
-}
-
-fn watch_signals(interrupt: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot install signal handlers");
-        return;
-    };
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = int.recv() => eprintln!("\ninterrupted: stopping the current trial; results so far are kept"),
-            _ = term.recv() => eprintln!("terminated: stopping the current trial; results so far are kept"),
-        }
-        interrupt.cancel();
-    });
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use echo_client::cli::exit;
-use echo_client::{Payload, Report};
+use echobench_core::exit::client as exit;
+use echobench_core::{Payload, Report};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;

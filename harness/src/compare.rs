@@ -20,9 +20,9 @@ pub struct CellTrials {
     pub rps: Vec<f64>,
 }
 
-/// The verdict for one cell.
+/// How a cell changed from run A to run B (Welch's t-test over trials).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Change {
     /// B is faster (higher throughput), significantly.
     Faster,
     /// B is slower, significantly.
@@ -33,13 +33,13 @@ pub enum Verdict {
     CannotJudge,
 }
 
-impl Verdict {
+impl Change {
     fn text(self) -> &'static str {
         match self {
-            Verdict::Faster => "faster",
-            Verdict::Slower => "slower",
-            Verdict::NoSignificantDifference => "no significant difference",
-            Verdict::CannotJudge => "cannot judge (too few trials)",
+            Change::Faster => "faster",
+            Change::Slower => "slower",
+            Change::NoSignificantDifference => "no significant difference",
+            Change::CannotJudge => "cannot judge (too few trials)",
         }
     }
 }
@@ -58,7 +58,7 @@ pub struct Comparison {
     /// The test, when it could be made.
     pub welch: Option<Welch>,
     /// The verdict.
-    pub verdict: Verdict,
+    pub verdict: Change,
 }
 
 /// Reads the ok trials of the latest attempt of every cell from `run/raw.csv`.
@@ -150,10 +150,10 @@ pub fn compare(
             let (sa, sb) = (stats::spread(&ta.rps)?, stats::spread(&tb.rps)?);
             let welch = stats::welch(&ta.rps, &tb.rps);
             let verdict = match welch {
-                None => Verdict::CannotJudge,
-                Some(w) if w.p < ALPHA && w.t > 0.0 => Verdict::Faster,
-                Some(w) if w.p < ALPHA => Verdict::Slower,
-                Some(_) => Verdict::NoSignificantDifference,
+                None => Change::CannotJudge,
+                Some(w) if w.p < ALPHA && w.t > 0.0 => Change::Faster,
+                Some(w) if w.p < ALPHA => Change::Slower,
+                Some(_) => Change::NoSignificantDifference,
             };
             Some(Comparison {
                 cell: cell.clone(),
@@ -240,17 +240,17 @@ mod tests {
             ("same".to_owned(), trials("same", &[102.0, 95.0, 108.0])),
             ("one".to_owned(), trials("one", &[150.0])),
         ]);
-        let verdicts: Vec<(String, Verdict)> = compare(&a, &b)
+        let verdicts: Vec<(String, Change)> = compare(&a, &b)
             .into_iter()
             .map(|c| (c.cell, c.verdict))
             .collect();
         assert_eq!(
             verdicts,
             [
-                ("down".to_owned(), Verdict::Slower),
-                ("one".to_owned(), Verdict::CannotJudge),
-                ("same".to_owned(), Verdict::NoSignificantDifference),
-                ("up".to_owned(), Verdict::Faster),
+                ("down".to_owned(), Change::Slower),
+                ("one".to_owned(), Change::CannotJudge),
+                ("same".to_owned(), Change::NoSignificantDifference),
+                ("up".to_owned(), Change::Faster),
             ]
         );
         let table = render("a", "b", &a, &b);

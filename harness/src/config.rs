@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use echo_client::target::Protocol;
+use echobench_core::Protocol;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The configuration built into the binary (`default.toml`).
@@ -101,7 +101,7 @@ pub struct ServerSpec {
     /// HTTP bodies echo-client sends: `raw` (default) or `json` for endpoints that parse and
     /// re-serialize JSON.
     #[serde(default)]
-    pub payload: echo_client::Payload,
+    pub payload: echobench_core::Payload,
     /// How readiness is detected.
     #[serde(default)]
     pub ready: Readiness,
@@ -143,7 +143,7 @@ fn default_roundtrips() -> Vec<u64> {
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum ConfigFileError {
     /// The file could not be read.
     #[error("cannot read config {path}: {source}")]
     Read {
@@ -172,21 +172,23 @@ pub enum ConfigError {
 
 impl HarnessConfig {
     /// Parses and validates `text`; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<HarnessConfig, ConfigError> {
-        let config: HarnessConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
+    pub fn parse(text: &str, origin: &str) -> Result<HarnessConfig, ConfigFileError> {
+        let config: HarnessConfig = toml::from_str(text).map_err(|err| ConfigFileError::Parse {
             origin: origin.to_owned(),
             message: err.to_string().trim_end().to_owned(),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
-            origin: origin.to_owned(),
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|message| ConfigFileError::Invalid {
+                origin: origin.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 
     /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<HarnessConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    pub fn load(path: &Path) -> Result<HarnessConfig, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -194,8 +196,26 @@ impl HarnessConfig {
     }
 
     /// The built-in default.
-    pub fn default_config() -> Result<HarnessConfig, ConfigError> {
+    pub fn default_config() -> Result<HarnessConfig, ConfigFileError> {
         HarnessConfig::parse(DEFAULT, "built-in default")
+    }
+
+    /// The reference server `name` exactly as the built-in config runs it: the one spec the
+    /// crosscheck and `exec` start too, so no caller builds its own.
+    pub fn reference(name: &str) -> Result<ServerSpec, String> {
+        let config = HarnessConfig::default_config().map_err(|err| err.to_string())?;
+        let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+        config
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "`{name}` is not a reference server; expected one of: {}",
+                    names.join(", ")
+                )
+            })
     }
 
     /// `--quick`: one trial of short runs, for smoke tests.
@@ -268,7 +288,7 @@ impl HarnessConfig {
             for server in self
                 .servers
                 .iter()
-                .filter(|s| s.payload == echo_client::Payload::Json)
+                .filter(|s| s.payload == echobench_core::Payload::Json)
             {
                 let applies = matrix
                     .servers
@@ -281,12 +301,12 @@ impl HarnessConfig {
                 if let Some(size) = matrix
                     .size
                     .iter()
-                    .find(|&&s| applies && s < echo_client::message::MIN_JSON_SIZE)
+                    .find(|&&s| applies && s < echobench_core::config::MIN_JSON_SIZE)
                 {
                     return Err(format!(
                         "{block}: size {size} is too small for server `{}` (payload = \"json\" needs {} bytes or more); restrict the block with `servers` or raise the size",
                         server.name,
-                        echo_client::message::MIN_JSON_SIZE
+                        echobench_core::config::MIN_JSON_SIZE
                     ));
                 }
             }

@@ -60,7 +60,7 @@ impl Machine {
                 .unwrap_or_else(|| "unknown".to_owned()),
             cpu_model,
             cpus_online,
-            cpus_allowed: echo_client::monitor::allowed_cpus(),
+            cpus_allowed: echobench_core::monitor::allowed_cpus(),
             kernel: nix::sys::utsname::uname()
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "unknown".to_owned()),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use echo_client::target::Protocol;
+use echobench_core::Protocol;
 use serde::{Deserialize, Serialize};
 
 use crate::config::HarnessConfig;

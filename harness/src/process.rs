@@ -118,7 +118,7 @@ mod tests {
     /// whole group (here a shell and its sleeping child).
     #[tokio::test]
     async fn pinned_group_is_stopped_entirely() {
-        let allowed = CpuSet::new(echo_client::monitor::allowed_cpus());
+        let allowed = CpuSet::new(echobench_core::monitor::allowed_cpus());
         let last = CpuSet::new(vec![*allowed.cpus().last().unwrap()]);
         let argv: Vec<String> = [
             "sh",

@@ -60,7 +60,7 @@ impl Progress {
             (Status::Ok, Some(report)) => format!(
                 "{:.0} rt/s, p99 {}",
                 report.summary.round_trips_per_s,
-                echo_client::summary::duration(report.latency.round_trip.p99)
+                echobench_core::format::duration(report.latency.round_trip.p99)
             ),
             (status, _) => format!(
                 "{}: {}",

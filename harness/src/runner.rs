@@ -5,54 +5,22 @@
 //! rewrite every results file. An interrupt stops the trial in progress, keeps everything
 //! written, and marks the run incomplete.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use echo_client::Config as ClientConfig;
-use echo_client::monitor::CpuTimes;
-use echo_client::run::RunOptions;
+use echobench_core::monitor::CpuTimes;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{self, CellSummary};
-use crate::binaries::Binaries;
 use crate::client::{self, Outcome};
-use crate::config::HarnessConfig;
-use crate::cpuset::CpuSet;
 use crate::export::{self, charts, comparison, manifest, markdown, raw, summary};
 use crate::matrix::Cell;
+use crate::plan::Prepared;
 use crate::progress::Progress;
 use crate::sampler;
-use crate::server::{Launch, RunningServer};
+use crate::server::Launch;
+use crate::session::{Check, Session};
 use crate::trial::{ServerCost, Status, TrialResult};
-
-/// Everything a run needs, resolved.
-#[derive(Debug)]
-pub struct Plan {
-    /// The configuration (after overrides).
-    pub config: HarnessConfig,
-    /// Where the config came from.
-    pub config_source: String,
-    /// Folder that relative server commands and `cwd` are resolved against.
-    pub base_dir: PathBuf,
-    /// `--quick`.
-    pub quick: bool,
-    /// The cells.
-    pub cells: Vec<Cell>,
-    /// The echo binaries.
-    pub bins: Binaries,
-    /// Server CPUs.
-    pub server_cpus: CpuSet,
-    /// Client CPUs.
-    pub client_cpus: CpuSet,
-    /// The run folder (created by [`execute`]).
-    pub out_dir: PathBuf,
-    /// Rounds of re-running noisy cells.
-    pub retry_noisy: u32,
-    /// Servers may announce non-loopback addresses.
-    pub allow_remote: bool,
-    /// The harness command line.
-    pub command_line: Vec<String>,
-}
 
 /// How a run ended.
 #[derive(Debug)]
@@ -65,25 +33,26 @@ pub struct RunOutcome {
     pub interrupted: bool,
 }
 
-/// Runs the plan, writing results into `plan.out_dir` as it goes.
-pub async fn execute(plan: &Plan, interrupt: &CancellationToken) -> anyhow::Result<RunOutcome> {
+/// Runs the plan, writing results into `prepared.out_dir` as it goes.
+pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::Result<RunOutcome> {
     use anyhow::Context;
+    let plan = &run.plan;
     for dir in [
-        plan.out_dir.clone(),
-        plan.out_dir.join("trials"),
-        plan.out_dir.join("logs"),
+        run.out_dir.clone(),
+        run.out_dir.join("trials"),
+        run.out_dir.join("logs"),
     ] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut writer = Writer::new(plan);
+    let mut writer = Writer::new(run);
     let trials = plan.config.run.trials;
     let mut progress = Progress::new(plan.cells.len() * trials as usize);
     let mut results: Vec<TrialResult> = Vec::new();
     writer.write(&results, false)?;
 
     let mut interrupted = run_pass(
-        plan,
+        run,
         &plan.cells,
         0,
         &mut results,
@@ -110,7 +79,7 @@ pub async fn execute(plan: &Plan, interrupt: &CancellationToken) -> anyhow::Resu
         );
         progress.extend(noisy.len() * trials as usize);
         interrupted = run_pass(
-            plan,
+            run,
             &noisy,
             attempt,
             &mut results,
@@ -132,7 +101,7 @@ pub async fn execute(plan: &Plan, interrupt: &CancellationToken) -> anyhow::Resu
 /// Runs every trial of `cells` (trials interleaved), recording and writing after each one.
 /// Returns true if interrupted.
 async fn run_pass(
-    plan: &Plan,
+    run: &Prepared,
     cells: &[Cell],
     attempt: u32,
     results: &mut Vec<TrialResult>,
@@ -140,18 +109,18 @@ async fn run_pass(
     writer: &mut Writer<'_>,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<bool> {
-    for trial in 1..=plan.config.run.trials {
+    for trial in 1..=run.plan.config.run.trials {
         for cell in cells {
             if interrupt.is_cancelled() {
                 return Ok(true);
             }
             progress.starting(&format!("{cell} trial {trial}"));
-            let result = run_trial(plan, cell, trial, attempt, interrupt).await;
+            let result = run_trial(run, cell, trial, attempt, interrupt).await;
             progress.finished(&result);
             let interrupted = result.status == Status::Interrupted;
             results.push(result);
             writer.write(results, false)?;
-            if interrupted || cooldown(plan, interrupt).await {
+            if interrupted || cooldown(run.plan.config.run.cooldown, interrupt).await {
                 return Ok(true);
             }
         }
@@ -160,56 +129,21 @@ async fn run_pass(
 }
 
 /// Sleeps the cooldown; true if interrupted meanwhile.
-async fn cooldown(plan: &Plan, interrupt: &CancellationToken) -> bool {
+async fn cooldown(pause: Duration, interrupt: &CancellationToken) -> bool {
     tokio::select! {
-        () = tokio::time::sleep(plan.config.run.cooldown) => false,
+        () = tokio::time::sleep(pause) => false,
         () = interrupt.cancelled() => true,
     }
 }
 
-/// One echo through the server before the load (the full check: connect, send, verify).
-async fn verify(
-    url: &str,
-    cell: &Cell,
-    timeout: Duration,
-    allow_remote: bool,
-    payload: echo_client::Payload,
-) -> Result<(), String> {
-    let config = ClientConfig {
-        connections: 1,
-        total: Some(1),
-        warmup: Duration::ZERO,
-        duration: timeout,
-        size: cell.size,
-        threads: 1,
-        timeout,
-        connect_timeout: timeout,
-        allow_remote,
-        payload,
-        ..ClientConfig::new(url)
-    };
-    let report = echo_client::run::run(config, RunOptions::default())
-        .await
-        .map_err(|err| err.to_string())?;
-    if report.summary.round_trips == 1 {
-        return Ok(());
-    }
-    let first = report
-        .errors
-        .kinds
-        .values()
-        .find_map(|e| e.samples.first().cloned())
-        .unwrap_or_else(|| "no echo".to_owned());
-    Err(first)
-}
-
 async fn run_trial(
-    plan: &Plan,
+    prepared: &Prepared,
     cell: &Cell,
     trial: u32,
     attempt: u32,
     interrupt: &CancellationToken,
 ) -> TrialResult {
+    let plan = &prepared.plan;
     let run = &plan.config.run;
     let started_at = SystemTime::now();
     let id = match attempt {
@@ -219,33 +153,27 @@ async fn run_trial(
     let spec = &plan.config.servers[cell.server_index];
     let launch = Launch {
         spec,
-        bins: &plan.bins,
+        bins: &prepared.bins,
         cpus: &plan.server_cpus,
         ready_timeout: run.ready_timeout,
-        log: plan.out_dir.join("logs").join(format!("{id}-server.log")),
+        log: prepared
+            .out_dir
+            .join("logs")
+            .join(format!("{id}-server.log")),
         base_dir: &plan.base_dir,
     };
     let failed = |reason: String| TrialResult::failed(cell, trial, attempt, started_at, reason);
-    let mut server = match RunningServer::start(&launch).await {
-        Ok(server) => server,
-        Err(reason) => return failed(format!("server did not start: {reason}")),
+    let check = Check {
+        size: cell.size,
+        payload: spec.payload,
+        timeout: run.timeout,
+        allow_remote: plan.allow_remote,
     };
-    let idle = sampler::read_group(server.pgid());
-    if let Err(reason) = verify(
-        &server.url,
-        cell,
-        run.timeout,
-        plan.allow_remote,
-        spec.payload,
-    )
-    .await
-    {
-        let tail = server.stderr_tail();
-        server.stop(run.stop_grace).await;
-        return failed(format!(
-            "echo check before the load failed: {reason}; server stderr tail:\n{tail}"
-        ));
-    }
+    let mut server = match Session::start(&launch, check, run.stop_grace).await {
+        Ok(session) => session,
+        Err(err) => return failed(err.to_string()),
+    };
+    let idle = server.idle;
 
     if interrupt.is_cancelled() {
         server.stop(run.stop_grace).await;
@@ -254,10 +182,10 @@ async fn run_trial(
             ..failed("interrupted before the load started".to_owned())
         };
     }
-    let json = plan.out_dir.join("trials").join(format!("{id}.json"));
+    let json = prepared.out_dir.join("trials").join(format!("{id}.json"));
     let mut args = client::arguments(
         cell,
-        &server.url,
+        server.url(),
         run,
         plan.client_cpus.len(),
         &json,
@@ -270,7 +198,7 @@ async fn run_trial(
     let sampling = tokio::spawn(sampler::sample_until(server.pgid(), stop_sampling.clone()));
     let limit = run.warmup + run.duration + run.timeout * 2 + Duration::from_secs(30);
     let outcome = client::run(
-        &plan.bins.client,
+        &prepared.bins.client,
         &args,
         &plan.client_cpus,
         &json,
@@ -286,7 +214,7 @@ async fn run_trial(
 
     let mut result = TrialResult {
         client_args: args,
-        ..failed(String::new())
+        ..TrialResult::started(cell, trial, attempt, started_at)
     };
     let mut problems: Vec<String> = Vec::new();
     match outcome {
@@ -313,7 +241,7 @@ async fn run_trial(
                 Status::Ok
             };
             result.report_file = json
-                .strip_prefix(&plan.out_dir)
+                .strip_prefix(&prepared.out_dir)
                 .ok()
                 .map(|p| p.display().to_string());
             result.report = Some(report);
@@ -343,14 +271,15 @@ async fn run_trial(
 
 /// Writes the run folder's files; keeps the manifest's fixed parts.
 struct Writer<'a> {
-    plan: &'a Plan,
+    run: &'a Prepared,
     manifest: manifest::Manifest,
     steal_start: Option<CpuTimes>,
     servers: Vec<String>,
 }
 
 impl<'a> Writer<'a> {
-    fn new(plan: &'a Plan) -> Writer<'a> {
+    fn new(run: &'a Prepared) -> Writer<'a> {
+        let plan = &run.plan;
         let version = |bin: &Path| {
             std::process::Command::new(bin)
                 .arg("--version")
@@ -369,10 +298,10 @@ impl<'a> Writer<'a> {
             revision: crate::machine::Revision::read(Path::new(".")),
             rustc: crate::machine::RUSTC_VERSION.to_owned(),
             binaries: manifest::Binaries {
-                server: plan.bins.server.display().to_string(),
-                server_version: version(&plan.bins.server),
-                client: plan.bins.client.display().to_string(),
-                client_version: version(&plan.bins.client),
+                server: run.bins.server.display().to_string(),
+                server_version: version(&run.bins.server),
+                client: run.bins.client.display().to_string(),
+                client_version: version(&run.bins.client),
             },
             machine: crate::machine::Machine::read(),
             pinning: manifest::Pinning {
@@ -390,7 +319,7 @@ impl<'a> Writer<'a> {
             trials_failed: 0,
         };
         Writer {
-            plan,
+            run,
             manifest,
             steal_start: CpuTimes::now(),
             servers: plan.config.servers.iter().map(|s| s.name.clone()).collect(),
@@ -404,7 +333,7 @@ impl<'a> Writer<'a> {
         complete: bool,
     ) -> anyhow::Result<Vec<CellSummary>> {
         use anyhow::Context;
-        let dir = &self.plan.out_dir;
+        let dir = &self.run.out_dir;
         let summaries = aggregate::summarise(results);
         self.manifest.trials_recorded = results.len();
         self.manifest.trials_failed = results

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use echo_client::target::Protocol;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Child;
 
@@ -215,17 +214,9 @@ async fn wait_ready(child: &mut Child, spec: &ServerSpec, port: u16) -> Result<S
                     return Err(format!("exited before accepting connections ({status})"));
                 }
                 if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                    let path = spec.path.clone().unwrap_or_else(|| match spec.protocol {
-                        Protocol::Http => "/echo".to_owned(),
-                        Protocol::WebSocket => "/ws".to_owned(),
-                        Protocol::Tcp => String::new(),
-                    });
-                    let scheme = match spec.protocol {
-                        Protocol::Http => "http",
-                        Protocol::WebSocket => "ws",
-                        Protocol::Tcp => "tcp",
-                    };
-                    return Ok(format!("{scheme}://{addr}{path}"));
+                    let protocol = spec.protocol;
+                    let path = spec.path.as_deref().unwrap_or(protocol.echo_path());
+                    return Ok(format!("{}://{addr}{path}", protocol.scheme()));
                 }
                 // Polling is the only way to see a port open; 20 ms keeps it cheap and prompt.
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use echo_client::Report;
+use echobench_core::Report;
 
 use crate::matrix::Cell;
 
@@ -66,7 +66,24 @@ pub struct TrialResult {
 }
 
 impl TrialResult {
-    /// A trial that failed before producing anything.
+    /// A trial that has started and measured nothing yet: it counts as failed (with no
+    /// reason) until a report is attached and its status set.
+    pub fn started(cell: &Cell, trial: u32, attempt: u32, started_at: SystemTime) -> TrialResult {
+        TrialResult {
+            trial,
+            attempt,
+            cell: cell.clone(),
+            status: Status::Failed,
+            reason: String::new(),
+            started_at,
+            client_args: Vec::new(),
+            report: None,
+            report_file: None,
+            server: None,
+        }
+    }
+
+    /// A trial that failed before producing anything, for `reason`.
     pub fn failed(
         cell: &Cell,
         trial: u32,
@@ -75,16 +92,8 @@ impl TrialResult {
         reason: String,
     ) -> TrialResult {
         TrialResult {
-            trial,
-            attempt,
-            cell: cell.clone(),
-            status: Status::Failed,
             reason,
-            started_at,
-            client_args: Vec::new(),
-            report: None,
-            report_file: None,
-            server: None,
+            ..TrialResult::started(cell, trial, attempt, started_at)
         }
     }
 

@@ -58,7 +58,9 @@ fn two_servers_one_cell() {
         assert!(cpu > 0.0, "server CPU was measured");
         assert!(field(&header, row, "client_args").contains("--connections 4"));
         let report = run.join(field(&header, row, "report_file"));
-        assert!(echo_client::Report::from_json(&std::fs::read_to_string(report).unwrap()).is_ok());
+        assert!(
+            echobench_core::Report::from_json(&std::fs::read_to_string(report).unwrap()).is_ok()
+        );
     }
     assert_eq!(field(&header, &rows[0], "cell_id"), "hyper-c4-s32-r0");
 

@@ -5,46 +5,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The wire protocol a reference server speaks; it decides the URL scheme and default path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// HTTP/1.1 (and 1.0): `POST /echo` echoes the body.
-    Http,
-    /// WebSocket (RFC 6455) on `/ws` and `/`: every data message is echoed.
-    WebSocket,
-    /// Raw TCP: bytes are echoed as they arrive.
-    Tcp,
-}
-
-impl Protocol {
-    /// The URL scheme clients use for this protocol.
-    pub fn scheme(self) -> &'static str {
-        match self {
-            Protocol::Http => "http",
-            Protocol::WebSocket => "ws",
-            Protocol::Tcp => "tcp",
-        }
-    }
-
-    /// The path of the echo endpoint (empty for TCP, which has no paths).
-    pub fn echo_path(self) -> &'static str {
-        match self {
-            Protocol::Http => "/echo",
-            Protocol::WebSocket => "/ws",
-            Protocol::Tcp => "",
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Http => "http",
-            Protocol::WebSocket => "websocket",
-            Protocol::Tcp => "tcp",
-        })
-    }
-}
+/// The wire protocol a reference server speaks (the workspace's one protocol table: scheme,
+/// echo path, default port).
+pub use echobench_core::Protocol;
 
 /// One reference echo server implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,9 +10,9 @@ use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use echo_client::latency::{self, Percentiles};
 use echo_client::message;
 use echo_client::target::{Protocol, Target};
+use echobench_core::latency::{self, Percentiles};
 
 fn main() -> ExitCode {
     match run() {

@@ -5,8 +5,8 @@ use std::io;
 use std::path::Path;
 
 use crate::error::ErrorKind;
-use crate::latency::Percentiles;
-use crate::report::Report;
+use echobench_core::latency::Percentiles;
+use echobench_core::report::Report;
 
 /// The column names, in order. Changing them is a breaking change for anyone's scripts.
 pub fn header() -> Vec<String> {

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::report::Report;
+use echobench_core::report::Report;
 
 /// Writes `report` as JSON to `path` (atomically).
 pub fn write(report: &Report, path: &Path) -> io::Result<()> {

@@ -8,10 +8,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Connection, Transfer, tcp_connect};
-use crate::config::{Config, Payload};
 use crate::error::Failure;
 use crate::message;
 use crate::target::Target;
+use echobench_core::config::{Config, Payload};
 
 /// Response heads larger than this are refused as a protocol error.
 const MAX_HEAD: usize = 64 * 1024;
@@ -25,12 +25,14 @@ pub struct HttpConnection {
     /// The request to send; the id is stamped into its body in place.
     request: Vec<u8>,
     /// Where the id is stamped in `request` (the body start, or the JSON id field).
-    body_at: usize,
-    /// Where the body starts (the same for both requests: they differ only in their heads).
+    id_offset: usize,
+    /// The body's length in bytes (the same for both requests: they differ only in their
+    /// heads).
     body_len: usize,
     /// The same request with `Connection: close`, for the connection's last round trip.
     closing: Vec<u8>,
-    closing_body_at: usize,
+    /// Where the id is stamped in `closing`.
+    closing_id_offset: usize,
     /// Read buffer, reused for every response.
     buffer: Vec<u8>,
     /// What the bodies contain.
@@ -234,16 +236,17 @@ fn judge(status: u16, sent: &[u8], body: &[u8]) -> Result<(), Failure> {
 impl Connection for HttpConnection {
     async fn connect(target: &Target, config: &Config) -> Result<Self, Failure> {
         let stream = tcp_connect(target).await?;
-        let (request, body_at) = HttpConnection::build(target, config.size, config.payload, false);
-        let (closing, closing_body_at) =
+        let (request, id_offset) =
+            HttpConnection::build(target, config.size, config.payload, false);
+        let (closing, closing_id_offset) =
             HttpConnection::build(target, config.size, config.payload, true);
         Ok(HttpConnection {
             stream,
             request,
-            body_at,
+            id_offset,
             body_len: config.size,
             closing,
-            closing_body_at,
+            closing_id_offset,
             payload: config.payload,
             buffer: vec![0; (config.size + 1024).clamp(16 * 1024, 1 << 20)],
             server_closing: false,
@@ -252,9 +255,9 @@ impl Connection for HttpConnection {
 
     async fn round_trip(&mut self, id: u64, last: bool) -> Result<Transfer, Failure> {
         let at = if last {
-            self.closing_body_at
+            self.closing_id_offset
         } else {
-            self.body_at
+            self.id_offset
         };
         let range = self.id_range(at);
         let request = if last {

@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpStream;
 
-use crate::config::Config;
 use crate::error::Failure;
 use crate::target::Target;
+use echobench_core::config::Config;
 
 /// Bytes moved by one round trip, protocol framing included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,10 +4,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Connection, Transfer, tcp_connect};
-use crate::config::Config;
 use crate::error::Failure;
 use crate::message;
 use crate::target::Target;
+use echobench_core::config::Config;
 
 /// A TCP connection doing echo round trips.
 #[derive(Debug)]

@@ -10,10 +10,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::{Connection, Transfer, tcp_connect};
-use crate::config::{Config, WsMode};
 use crate::error::Failure;
 use crate::message;
 use crate::target::Target;
+use echobench_core::config::{Config, WsMode};
 
 /// A WebSocket connection doing echo round trips.
 #[derive(Debug)]

@@ -87,7 +87,7 @@ pub fn parse(output: &Output, stdout: &str) -> Result<Measured, String> {
         Output::EchoClient(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|err| format!("no report at {}: {err}", path.display()))?;
-            let report = echo_client::Report::from_json(&text).map_err(|err| err.to_string())?;
+            let report = echobench_core::Report::from_json(&text).map_err(|err| err.to_string())?;
             let p = report.latency.round_trip;
             Ok(Measured {
                 round_trips: report.summary.round_trips,

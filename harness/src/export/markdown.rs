@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use echo_client::summary::{count, duration};
+use echobench_core::format::{count, duration};
 
 use super::comparison::loads;
 use super::manifest::Manifest;
@@ -27,11 +27,7 @@ fn family(load: &Load) -> String {
 }
 
 fn protocol_title(load: &Load) -> &'static str {
-    match load.protocol {
-        echo_client::target::Protocol::Http => "HTTP",
-        echo_client::target::Protocol::WebSocket => "WebSocket",
-        echo_client::target::Protocol::Tcp => "TCP",
-    }
+    load.protocol.title()
 }
 
 /// Renders the page.

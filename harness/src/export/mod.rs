@@ -13,7 +13,7 @@ pub mod summary;
 use std::io;
 use std::path::Path;
 
-pub use echo_client::export::write_atomically;
+pub use echobench_core::fs::write_atomically;
 
 /// Formats an optional number with `decimals` places, or an empty cell.
 pub(crate) fn num(value: Option<f64>, decimals: usize) -> String {

@@ -1,6 +1,6 @@
 //! `raw.csv`: one row per trial with every field (the column dictionary is results/README.md).
 
-use echo_client::error::ErrorKind;
+use echobench_core::error::ErrorKind;
 
 use super::{micros, num};
 use crate::trial::TrialResult;

@@ -1,8 +1,9 @@
-//! Self-monitoring: the CPU this process and each worker thread use, the CPUs the process may
-//! run on, and the machine's CPU steal from `/proc/stat` — what decides whether a result
-//! measures the server or the client (or the neighbours on the host).
+//! Monitoring: the CPU this process, its threads and its reaped children use, the CPUs the
+//! process may run on, and the machine's CPU steal from `/proc/stat` — what decides whether a
+//! result measures the server or the client (or the neighbours on the host). A [`Bracket`]
+//! takes the readings at both ends of a window in one place, for every caller.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nix::sched::{CpuSet, sched_getaffinity};
 use nix::sys::resource::{UsageWho, getrusage};
@@ -22,6 +23,14 @@ pub fn allowed_cpus() -> Vec<usize> {
 /// User plus system CPU time of the whole process so far.
 pub fn process_cpu() -> Duration {
     match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(usage) => timeval(usage.user_time()) + timeval(usage.system_time()),
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// User plus system CPU time of this process's children that have been waited for.
+pub fn children_cpu() -> Duration {
+    match getrusage(UsageWho::RUSAGE_CHILDREN) {
         Ok(usage) => timeval(usage.user_time()) + timeval(usage.system_time()),
         Err(_) => Duration::ZERO,
     }
@@ -80,6 +89,76 @@ impl CpuTimes {
     }
 }
 
+/// Whose CPU time a [`Bracket`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuOf {
+    /// This process ([`process_cpu`]).
+    Process,
+    /// Children reaped during the window ([`children_cpu`]): a tool run as a child process.
+    Children,
+}
+
+/// The readings at the start of a window; [`Bracket::close`] takes them again at its end.
+#[derive(Debug, Clone, Copy)]
+pub struct Bracket {
+    of: CpuOf,
+    cpu: Duration,
+    steal: Option<CpuTimes>,
+    wall: SystemTime,
+    instant: std::time::Instant,
+}
+
+/// What happened between a [`Bracket`]'s two ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bracketed {
+    /// CPU time used (by whom the bracket was opened for).
+    pub cpu: Duration,
+    /// The machine's CPU steal over the window, percent (`None` without `/proc/stat`).
+    pub steal_percent: Option<f64>,
+    /// Wall-clock start of the window.
+    pub started: SystemTime,
+    /// Wall-clock end of the window.
+    pub ended: SystemTime,
+    /// The window's length, on the monotonic clock.
+    pub elapsed: Duration,
+}
+
+impl Bracket {
+    /// Takes the start readings now.
+    pub fn open(of: CpuOf) -> Bracket {
+        Bracket {
+            of,
+            cpu: cpu_of(of),
+            steal: CpuTimes::now(),
+            wall: SystemTime::now(),
+            instant: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes the end readings now and returns the differences.
+    pub fn close(&self) -> Bracketed {
+        Bracketed {
+            cpu: cpu_of(self.of).saturating_sub(self.cpu),
+            steal_percent: steal_between(self.steal, CpuTimes::now()),
+            started: self.wall,
+            ended: SystemTime::now(),
+            elapsed: self.instant.elapsed(),
+        }
+    }
+}
+
+fn cpu_of(of: CpuOf) -> Duration {
+    match of {
+        CpuOf::Process => process_cpu(),
+        CpuOf::Children => children_cpu(),
+    }
+}
+
+/// Steal between two readings, percent; `None` if either is missing.
+pub fn steal_between(earlier: Option<CpuTimes>, later: Option<CpuTimes>) -> Option<f64> {
+    Some(earlier?.steal_percent(&later?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +194,22 @@ mod tests {
         assert!(spent > 0);
         assert!(thread_cpu() > Duration::ZERO);
         assert!(process_cpu() >= thread_cpu());
+    }
+
+    /// A bracket around busy work sees this process's CPU and a plausible steal.
+    #[test]
+    fn bracket() {
+        let bracket = Bracket::open(CpuOf::Process);
+        let started = thread_cpu();
+        while thread_cpu() - started < Duration::from_millis(20) {
+            std::hint::black_box(0u64);
+        }
+        let b = bracket.close();
+        assert!(b.cpu >= Duration::from_millis(15), "{:?}", b.cpu);
+        assert!(b.elapsed >= Duration::from_millis(15));
+        assert!(b.ended >= b.started);
+        let steal = b.steal_percent.unwrap();
+        assert!((0.0..=100.0).contains(&steal), "{steal}");
+        assert_eq!(steal_between(None, CpuTimes::now()), None);
     }
 }

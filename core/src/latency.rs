@@ -27,6 +27,19 @@ pub fn record(histogram: &mut Histogram<u64>, nanos: u64) {
     histogram.saturating_record(nanos.clamp(1, MAX_NANOS));
 }
 
+/// Merges `from` into `into`. Both come from [`histogram`], so they share bounds and the
+/// addition cannot fail; a failure would mean a bug, and is logged rather than panicking.
+pub fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    if let Err(err) = into.add(from) {
+        tracing::error!(?err, "histogram merge failed");
+    }
+}
+
+/// Nanoseconds of a duration, saturating at `u64::MAX` (584 years).
+pub fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The summary of a histogram that reports and tables show, in nanoseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// WebSocket message type.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WsMode {
     /// Binary messages.
@@ -18,7 +18,7 @@ pub enum WsMode {
 }
 
 /// What HTTP request bodies contain.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Payload {
     /// Opaque bytes, `Content-Type: application/octet-stream` (for `/echo`).
@@ -27,6 +27,58 @@ pub enum Payload {
     /// A compact JSON object, `Content-Type: application/json` (for JSON endpoints such as
     /// `/json` that parse and re-serialize: the echo must still be byte-identical).
     Json,
+}
+
+impl WsMode {
+    /// Every mode, by the name flags and configs use.
+    pub const ALL: [(&'static str, WsMode); 2] =
+        [("binary", WsMode::Binary), ("text", WsMode::Text)];
+}
+
+impl Payload {
+    /// Every payload, by the name flags and configs use.
+    pub const ALL: [(&'static str, Payload); 2] = [("raw", Payload::Raw), ("json", Payload::Json)];
+}
+
+/// A name that is not one of a choice's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{given}` is not one of: {expected}")]
+pub struct UnknownChoice {
+    /// What was given.
+    pub given: String,
+    /// The names allowed, comma-separated.
+    pub expected: String,
+}
+
+fn choose<T: Copy>(table: &[(&'static str, T)], given: &str) -> Result<T, UnknownChoice> {
+    table
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(given))
+        .map(|&(_, value)| value)
+        .ok_or_else(|| UnknownChoice {
+            given: given.to_owned(),
+            expected: table
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl std::str::FromStr for WsMode {
+    type Err = UnknownChoice;
+
+    fn from_str(s: &str) -> Result<WsMode, UnknownChoice> {
+        choose(&WsMode::ALL, s)
+    }
+}
+
+impl std::str::FromStr for Payload {
+    type Err = UnknownChoice;
+
+    fn from_str(s: &str) -> Result<Payload, UnknownChoice> {
+        choose(&Payload::ALL, s)
+    }
 }
 
 /// A run's settings. Durations serialize as seconds (fields ending in `_s`).
@@ -139,10 +191,9 @@ impl Config {
                     "--payload json is for http:// targets (JSON endpoints such as /json)".into(),
                 ));
             }
-            if self.size < crate::message::MIN_JSON_SIZE {
+            if self.size < MIN_JSON_SIZE {
                 return Err(ConfigError::Invalid(format!(
-                    "--payload json needs --size {} or more (the smallest JSON message)",
-                    crate::message::MIN_JSON_SIZE
+                    "--payload json needs --size {MIN_JSON_SIZE} or more (the smallest JSON message)"
                 )));
             }
         }
@@ -156,6 +207,9 @@ impl Config {
     }
 }
 
+/// The smallest JSON payload: `{"id":"<16 hex digits>","pad":""}`.
+pub const MIN_JSON_SIZE: usize = 34;
+
 /// Largest message: 64 MiB.
 pub const MAX_SIZE: usize = 64 * 1024 * 1024;
 
@@ -168,21 +222,18 @@ pub enum ConfigError {
 }
 
 /// Serde for durations as (fractional) seconds.
-pub(crate) mod secs {
+pub mod secs {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(
-        value: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    /// Writes `value` as seconds.
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_f64(value.as_secs_f64())
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
+    /// Reads seconds (a finite, non-negative number).
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let seconds = f64::deserialize(deserializer)?;
         Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
     }
@@ -244,6 +295,17 @@ mod tests {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    /// Choices parse by name, case-insensitively; an unknown one lists the valid names.
+    #[test]
+    fn choices() {
+        assert_eq!("text".parse::<WsMode>(), Ok(WsMode::Text));
+        assert_eq!("JSON".parse::<Payload>(), Ok(Payload::Json));
+        assert_eq!(
+            "xml".parse::<Payload>().unwrap_err().to_string(),
+            "`xml` is not one of: raw, json"
+        );
     }
 
     /// The config survives a JSON round trip with durations in seconds.

@@ -1,0 +1,386 @@
+//! The run report: the one serializable type the client writes (`--json`) and the harness
+//! reads. It is versioned; readers refuse versions they do not know rather than misread them.
+//! Latencies are nanoseconds. A report is derived from a [`Measurement`] by one function
+//! ([`Report::derive`]) and carries the measurement's histograms — totals and every second's —
+//! so [`Report::measurement`] gives the measurement back and reports can be merged exactly.
+
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::ErrorLog;
+use crate::latency::{self, CodecError, Percentiles};
+use crate::measurement::{Counts, CpuUse, Latencies, Measurement, Second};
+use crate::protocol::Protocol;
+use crate::thresholds;
+
+/// The schema version this build writes and reads. Version 2 added each second's histograms
+/// to the timeline, so timelines merge.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Everything a run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The program that wrote it.
+    pub tool: Tool,
+    /// The settings of the run.
+    pub config: Config,
+    /// What was loaded.
+    pub target: TargetInfo,
+    /// Wall-clock start of the measured window (after warmup), RFC 3339.
+    pub started_at: String,
+    /// Wall-clock end of the measured window, RFC 3339.
+    pub finished_at: String,
+    /// Length of the measured window in seconds.
+    pub measured_s: f64,
+    /// The run was stopped early by SIGINT/SIGTERM; the figures cover what ran.
+    pub interrupted: bool,
+    /// Counts and rates.
+    pub summary: Summary,
+    /// Latency percentiles.
+    pub latency: Latency,
+    /// Errors by kind.
+    pub errors: ErrorLog,
+    /// The load generator's own CPU use and the machine's steal.
+    pub client: ClientLoad,
+    /// Warnings about the trustworthiness of this run.
+    pub flags: Flags,
+    /// One entry per second of the measured window: counts, p50/p99, and the second's
+    /// histograms (see [`Second`]).
+    pub timeline: Vec<Second>,
+    /// The full histograms, for exact merging and re-analysis.
+    pub histograms: Histograms,
+}
+
+/// Name and version of the writer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    /// `echo-client`.
+    pub name: String,
+    /// Its crate version.
+    pub version: String,
+}
+
+impl Tool {
+    /// This build.
+    pub fn this() -> Tool {
+        Tool {
+            name: "echo-client".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// The resolved target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// The URL as given.
+    pub url: String,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The address connections went to.
+    pub addr: String,
+}
+
+/// Counts over the measured window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Round trips completed: echo received and byte-identical.
+    pub round_trips: u64,
+    /// `round_trips` per second of the measured window.
+    pub round_trips_per_s: f64,
+    /// Bytes written, protocol framing included (HTTP heads, WebSocket frame headers).
+    pub bytes_sent: u64,
+    /// Bytes read, protocol framing included.
+    pub bytes_received: u64,
+    /// `bytes_sent` per second.
+    pub bytes_sent_per_s: f64,
+    /// `bytes_received` per second.
+    pub bytes_received_per_s: f64,
+    /// Connections established.
+    pub connections_opened: u64,
+    /// Connections that ended (closed normally or after an error).
+    pub connections_closed: u64,
+    /// Round trips sent but not yet echoed at the deadline: neither completed nor errors.
+    pub in_flight_at_deadline: u64,
+    /// All errors, every kind.
+    pub errors: u64,
+    /// Open loop only: sends that went out after their intended time because the connection
+    /// was still waiting for an echo or a reconnect.
+    pub late_sends: Option<u64>,
+}
+
+/// Latency percentiles in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Round-trip time from the actual send to the echo (uncorrected).
+    pub round_trip: Percentiles,
+    /// Connection establishment (TCP connect, plus the upgrade for WebSocket).
+    pub connect: Percentiles,
+    /// Open loop only: round-trip time from the intended send (corrected for coordinated omission).
+    pub corrected: Option<Percentiles>,
+}
+
+/// The client's own resource use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientLoad {
+    /// Worker threads used.
+    pub threads: usize,
+    /// CPUs the process was allowed to run on.
+    pub allowed_cpus: Vec<usize>,
+    /// CPUs the client could use at most: min(threads, allowed CPUs).
+    pub capacity_cpus: f64,
+    /// Process CPU time (user + system) during the measured window.
+    pub cpu_s: f64,
+    /// `cpu_s` divided by (measured seconds x capacity): 1.0 means the client had no CPU left.
+    pub utilization: f64,
+    /// The busiest worker thread's CPU time over the measured window, as a fraction of it.
+    pub max_thread_utilization: f64,
+    /// Client CPU microseconds per completed round trip.
+    pub cpu_us_per_round_trip: Option<f64>,
+    /// The machine's CPU steal over the measured window, in percent (`None` off Linux).
+    pub steal_percent: Option<f64>,
+}
+
+/// Conditions under which the numbers should not be taken as a server result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flags {
+    /// The client used more than 90% of its CPU capacity (or one worker thread did): the
+    /// client, not the server, may have set the pace.
+    pub client_saturated: bool,
+    /// The hypervisor stole more than 5% of the CPU time: the machine was noisy.
+    pub high_steal: bool,
+    /// Not a single round trip completed although some were attempted.
+    pub all_failed: bool,
+}
+
+/// Histograms as base64 HdrHistogram V2 compressed encodings (see [`crate::latency`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Round-trip latency (uncorrected).
+    pub round_trip: String,
+    /// Connect latency.
+    pub connect: String,
+    /// Open loop only: corrected round-trip latency.
+    pub corrected: Option<String>,
+}
+
+impl Histograms {
+    /// Decodes the round-trip histogram.
+    pub fn round_trip(&self) -> Result<Histogram<u64>, CodecError> {
+        latency::decode(&self.round_trip)
+    }
+
+    /// Decodes the connect histogram.
+    pub fn connect(&self) -> Result<Histogram<u64>, CodecError> {
+        latency::decode(&self.connect)
+    }
+
+    /// Decodes the corrected histogram, if there is one.
+    pub fn corrected(&self) -> Option<Result<Histogram<u64>, CodecError>> {
+        self.corrected.as_deref().map(latency::decode)
+    }
+}
+
+/// A report that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Not JSON, or not a report.
+    #[error("not an echo-client report: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Written by a version with another schema.
+    #[error("{}", version_advice(*found))]
+    Version {
+        /// The version in the file.
+        found: u64,
+    },
+    /// A histogram in the report cannot be decoded.
+    #[error("the report's {what} histogram is damaged: {source}")]
+    Histogram {
+        /// Which histogram.
+        what: &'static str,
+        /// Why it cannot be decoded.
+        source: CodecError,
+    },
+}
+
+fn version_advice(found: u64) -> String {
+    match found {
+        0 => "the file has no schema_version: it is not an echo-client report".to_owned(),
+        1 => format!(
+            "report schema version 1 (echo-client before per-second histograms) cannot be read by this build, which reads version {SCHEMA_VERSION}; re-run the load with this echo-client. Published result folders stay comparable: `echo-harness compare` reads their CSV files, not their reports"
+        ),
+        newer if newer > u64::from(SCHEMA_VERSION) => format!(
+            "report schema version {newer} is newer than this build understands (version {SCHEMA_VERSION}); update echobench"
+        ),
+        other => format!(
+            "report schema version {other} is not supported (this build reads version {SCHEMA_VERSION}); re-run with a matching echo-client"
+        ),
+    }
+}
+
+/// What a report says besides its measurement: who wrote it, how it was configured, and
+/// where the load went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    /// The writer.
+    pub tool: Tool,
+    /// The settings (with the thread count actually used).
+    pub config: Config,
+    /// The resolved target.
+    pub target: TargetInfo,
+}
+
+impl Report {
+    /// Parses a report, checking its schema version before anything else.
+    pub fn from_json(text: &str) -> Result<Report, ReportError> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        let found = value
+            .get("schema_version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(ReportError::Version { found });
+        }
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// The report of `measurement`: every count, rate, percentile and flag is derived here
+    /// and nowhere else.
+    pub fn derive(context: Context, m: &Measurement) -> Report {
+        let c = &m.counts;
+        let seconds = m.measured.as_secs_f64();
+        let per_second = |n: u64| {
+            if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        let utilization = if seconds > 0.0 && m.cpu.capacity_cpus > 0.0 {
+            m.cpu.process.as_secs_f64() / (seconds * m.cpu.capacity_cpus)
+        } else {
+            0.0
+        };
+        let max_thread_utilization = if seconds > 0.0 {
+            m.cpu.busiest_thread.as_secs_f64() / seconds
+        } else {
+            0.0
+        };
+        let errors = m.error_count();
+        let encode = |h: &Histogram<u64>| latency::encode(h).unwrap_or_default();
+        let open_loop = context.config.rate.is_some();
+        let rfc3339 = |t: SystemTime| humantime::format_rfc3339_nanos(t).to_string();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: context.tool,
+            target: context.target,
+            started_at: rfc3339(m.started_at),
+            finished_at: rfc3339(m.started_at + m.measured),
+            measured_s: seconds,
+            interrupted: m.interrupted,
+            summary: Summary {
+                round_trips: c.round_trips,
+                round_trips_per_s: per_second(c.round_trips),
+                bytes_sent: c.bytes_sent,
+                bytes_received: c.bytes_received,
+                bytes_sent_per_s: per_second(c.bytes_sent),
+                bytes_received_per_s: per_second(c.bytes_received),
+                connections_opened: c.connections_opened,
+                connections_closed: c.connections_closed,
+                in_flight_at_deadline: c.in_flight_at_deadline,
+                errors,
+                late_sends: open_loop.then_some(c.late_sends),
+            },
+            latency: Latency {
+                round_trip: Percentiles::of(&m.latencies.round_trip),
+                connect: Percentiles::of(&m.latencies.connect),
+                corrected: m.latencies.corrected.as_ref().map(Percentiles::of),
+            },
+            errors: m.errors.clone(),
+            client: ClientLoad {
+                threads: m.cpu.threads,
+                allowed_cpus: m.cpu.allowed_cpus.clone(),
+                capacity_cpus: m.cpu.capacity_cpus,
+                cpu_s: m.cpu.process.as_secs_f64(),
+                utilization,
+                max_thread_utilization,
+                cpu_us_per_round_trip: (c.round_trips > 0)
+                    .then(|| m.cpu.process.as_secs_f64() * 1e6 / c.round_trips as f64),
+                steal_percent: m.steal_percent,
+            },
+            flags: Flags {
+                client_saturated: utilization > thresholds::CLIENT_SATURATED
+                    || max_thread_utilization > thresholds::CLIENT_SATURATED,
+                high_steal: m
+                    .steal_percent
+                    .is_some_and(|s| s > thresholds::HIGH_STEAL_PERCENT),
+                all_failed: c.round_trips == 0 && errors > 0,
+            },
+            timeline: m.timeline.clone(),
+            histograms: Histograms {
+                round_trip: encode(&m.latencies.round_trip),
+                connect: encode(&m.latencies.connect),
+                corrected: m.latencies.corrected.as_ref().map(encode),
+            },
+            config: context.config,
+        }
+    }
+
+    /// The measurement this report was derived from: counts, errors and histograms exactly
+    /// (CPU time and the window to the nanosecond their decimal forms keep).
+    pub fn measurement(&self) -> Result<Measurement, ReportError> {
+        let damaged = |what| move |source| ReportError::Histogram { what, source };
+        let s = &self.summary;
+        let started_at =
+            humantime::parse_rfc3339(&self.started_at).unwrap_or(SystemTime::UNIX_EPOCH);
+        Ok(Measurement {
+            started_at,
+            measured: Duration::try_from_secs_f64(self.measured_s).unwrap_or_default(),
+            interrupted: self.interrupted,
+            counts: Counts {
+                round_trips: s.round_trips,
+                bytes_sent: s.bytes_sent,
+                bytes_received: s.bytes_received,
+                connections_opened: s.connections_opened,
+                connections_closed: s.connections_closed,
+                late_sends: s.late_sends.unwrap_or(0),
+                in_flight_at_deadline: s.in_flight_at_deadline,
+            },
+            errors: self.errors.clone(),
+            latencies: Latencies {
+                round_trip: self
+                    .histograms
+                    .round_trip()
+                    .map_err(damaged("round-trip"))?,
+                connect: self.histograms.connect().map_err(damaged("connect"))?,
+                corrected: self
+                    .histograms
+                    .corrected()
+                    .transpose()
+                    .map_err(damaged("corrected"))?,
+            },
+            timeline: self.timeline.clone(),
+            cpu: CpuUse {
+                threads: self.client.threads,
+                allowed_cpus: self.client.allowed_cpus.clone(),
+                capacity_cpus: self.client.capacity_cpus,
+                process: Duration::try_from_secs_f64(self.client.cpu_s).unwrap_or_default(),
+                busiest_thread: Duration::try_from_secs_f64(
+                    self.client.max_thread_utilization * self.measured_s,
+                )
+                .unwrap_or_default(),
+            },
+            steal_percent: self.client.steal_percent,
+        })
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+}

@@ -1,0 +1,150 @@
+//! `echo-harness exec SERVER -- COMMAND...`: any command (wrk, a script, echo-client with
+//! flags the matrix does not have) against a reference server in a pinned [`Session`] — the
+//! same start-up, echo check, bracketing and clean stop as every harness trial. The command's
+//! stdout passes through; then one line, `ECHOBENCH_EXEC {json}`, says where the server was
+//! and what the command cost: its CPU (as a reaped child), the wall time and the CPU steal.
+//! The measurement scripts in `scripts/` are built on it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use echobench_core::monitor::Bracketed;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::binaries;
+use crate::config::HarnessConfig;
+use crate::cpuset::CpuSet;
+use crate::exit;
+use crate::server::Launch;
+use crate::session::{Check, Session};
+
+/// Options of `exec`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    /// The reference server: hyper, axum, tungstenite, axum-ws or tcp (as in the built-in
+    /// config, pinned to the server CPUs).
+    pub server: String,
+    /// One more flag for echo-server, repeatable (e.g. --server-arg=--stall-every=1s).
+    #[arg(long = "server-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub server_args: Vec<String>,
+    /// Longest the command may run before it is stopped (and exec fails).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub limit: Duration,
+    /// Folder holding echo-server and echo-client [default: next to echo-harness].
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Where the server's stderr goes.
+    #[arg(long, default_value = "target/exec-server.log")]
+    pub server_log: PathBuf,
+    /// The command, pinned to the client CPUs; `{url}` is the server's echo URL and `{base}`
+    /// the same without its path.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// The `ECHOBENCH_EXEC` line.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    server: &'a str,
+    url: &'a str,
+    server_cpus: String,
+    client_cpus: String,
+    cpu_s: f64,
+    wall_s: f64,
+    steal_percent: Option<f64>,
+}
+
+/// Runs `exec`; returns the exit code.
+pub fn main(args: &ExecArgs) -> u8 {
+    let mut spec = match HarnessConfig::reference(&args.server) {
+        Ok(spec) => spec,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            return exit::USAGE;
+        }
+    };
+    spec.command.extend(args.server_args.iter().cloned());
+    let bins = match binaries::locate(args.bin_dir.as_deref()) {
+        Ok(bins) => bins,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            return exit::FAILURE;
+        }
+    };
+    let runtime = match crate::runtime::start() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            return exit::FAILURE;
+        }
+    };
+    let (server_cpus, client_cpus) =
+        CpuSet::split(&CpuSet::new(echobench_core::monitor::allowed_cpus()));
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let launch = Launch {
+        spec: &spec,
+        bins: &bins,
+        cpus: &server_cpus,
+        ready_timeout: Duration::from_secs(30),
+        log: args.server_log.clone(),
+        base_dir: &cwd,
+    };
+    let interrupt = CancellationToken::new();
+    runtime.block_on(async {
+        crate::runtime::watch_signals(interrupt.clone(), "interrupted: stopping the command");
+        let check = Check {
+            size: 32,
+            payload: spec.payload,
+            timeout: Duration::from_secs(10),
+            allow_remote: false,
+        };
+        let grace = Duration::from_secs(5);
+        let session = match Session::start(&launch, check, grace).await {
+            Ok(session) => session,
+            Err(err) => {
+                eprintln!("Error: {err}");
+                return exit::FAILURE;
+            }
+        };
+        let ran = session
+            .run(&args.command, &client_cpus, args.limit, &interrupt)
+            .await;
+        let url = session.url().to_owned();
+        session.stop(grace).await;
+        match ran.stdout {
+            Ok(stdout) => {
+                print!("{stdout}");
+                println!(
+                    "ECHOBENCH_EXEC {}",
+                    line(&args.server, &url, &server_cpus, &client_cpus, &ran.bracket)
+                );
+                exit::OK
+            }
+            Err(_) if interrupt.is_cancelled() => exit::INTERRUPTED,
+            Err(err) => {
+                eprintln!("Error: {err}");
+                exit::FAILURE
+            }
+        }
+    })
+}
+
+fn line(
+    server: &str,
+    url: &str,
+    server_cpus: &CpuSet,
+    client_cpus: &CpuSet,
+    bracket: &Bracketed,
+) -> String {
+    serde_json::to_string(&Line {
+        server,
+        url,
+        server_cpus: server_cpus.to_string(),
+        client_cpus: client_cpus.to_string(),
+        cpu_s: bracket.cpu.as_secs_f64(),
+        wall_s: bracket.elapsed.as_secs_f64(),
+        steal_percent: bracket.steal_percent,
+    })
+    .unwrap_or_default()
+}

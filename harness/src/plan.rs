@@ -1,0 +1,335 @@
+//! From flags and a loaded config to what a run will do. [`Plan::resolve`] is pure — the
+//! config file has already been read, the allowed CPUs are given — so every rule about flags,
+//! overrides, servers and CPUs is unit-tested without touching the machine. [`prepare`] is the
+//! separate step with side effects: it finds (and under cargo, builds) the binaries and picks
+//! the run folder from the date, the host name and the git revision.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::binaries::{self, Binaries};
+use crate::cli::RunArgs;
+use crate::config::HarnessConfig;
+use crate::cpuset::CpuSet;
+use crate::machine::{Machine, Revision};
+use crate::matrix::{self, Cell};
+
+/// A config as it was read, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The parsed config.
+    pub config: HarnessConfig,
+    /// Where it came from (a path, or "built-in default").
+    pub source: String,
+    /// Folder that relative server commands and `cwd` are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl Loaded {
+    /// Reads the config named by `--config`, or the built-in one.
+    pub fn read(path: Option<&Path>) -> anyhow::Result<Loaded> {
+        Ok(match path {
+            Some(path) => {
+                let config = HarnessConfig::load(path)?;
+                let base = match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+                    _ => PathBuf::from("."),
+                };
+                Loaded {
+                    config,
+                    source: path.display().to_string(),
+                    base_dir: std::fs::canonicalize(&base).unwrap_or(base),
+                }
+            }
+            None => Loaded {
+                config: HarnessConfig::default_config()?,
+                source: "built-in default".to_owned(),
+                base_dir: std::fs::canonicalize(".").unwrap_or_else(|_| PathBuf::from(".")),
+            },
+        })
+    }
+}
+
+/// What a run will do, resolved from flags and config.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The configuration (after overrides).
+    pub config: HarnessConfig,
+    /// Where the config came from.
+    pub config_source: String,
+    /// Folder that relative server commands and `cwd` are resolved against.
+    pub base_dir: PathBuf,
+    /// `--quick`.
+    pub quick: bool,
+    /// The cells.
+    pub cells: Vec<Cell>,
+    /// Server CPUs.
+    pub server_cpus: CpuSet,
+    /// Client CPUs.
+    pub client_cpus: CpuSet,
+    /// Rounds of re-running noisy cells.
+    pub retry_noisy: u32,
+    /// Servers may announce non-loopback addresses.
+    pub allow_remote: bool,
+    /// The harness command line.
+    pub command_line: Vec<String>,
+    /// Folder under which the run folder is created.
+    pub out: PathBuf,
+    /// Suffix of the run folder's name (checked).
+    pub label: Option<String>,
+    /// `--bin-dir`.
+    pub bin_dir: Option<PathBuf>,
+    /// Things worth saying before the run (e.g. server and client share CPUs).
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Applies the flags to the loaded config and checks the result, given the CPUs this
+    /// process may use. No I/O.
+    pub fn resolve(
+        args: &RunArgs,
+        loaded: Loaded,
+        allowed_cpus: &[usize],
+        command_line: Vec<String>,
+    ) -> anyhow::Result<Plan> {
+        let Loaded {
+            mut config,
+            source,
+            base_dir,
+        } = loaded;
+        if args.quick {
+            config = config.quick();
+        }
+        if let Some(trials) = args.trials {
+            if trials == 0 {
+                bail!("--trials must be at least 1");
+            }
+            config.run.trials = trials;
+        }
+        if let Some(duration) = args.duration {
+            config.run.duration = duration;
+        }
+        if !args.only.is_empty() {
+            if let Some(unknown) = args
+                .only
+                .iter()
+                .find(|n| !config.servers.iter().any(|s| &s.name == *n))
+            {
+                bail!("--only names `{unknown}`, which is not a configured server");
+            }
+            config.servers.retain(|s| args.only.contains(&s.name));
+            for m in &mut config.matrices {
+                if let Some(names) = &mut m.servers {
+                    names.retain(|n| args.only.contains(n));
+                }
+            }
+        }
+        if let Some(label) = &args.label
+            && (label.is_empty()
+                || !label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            bail!(
+                "--label `{label}` must be non-empty and use only letters, digits, `-`, `_` and `.`"
+            );
+        }
+        let cells = matrix::cells(&config);
+        if cells.is_empty() {
+            bail!("the matrix has no cells for the selected servers");
+        }
+        let allowed = CpuSet::new(allowed_cpus.to_vec());
+        let (default_server, default_client) = CpuSet::split(&allowed);
+        let server_cpus = match &config.run.server_cpus {
+            Some(list) => CpuSet::parse(list).context("[run] server_cpus")?,
+            None => default_server,
+        };
+        let client_cpus = match &config.run.client_cpus {
+            Some(list) => CpuSet::parse(list).context("[run] client_cpus")?,
+            None => default_client,
+        };
+        server_cpus
+            .check_within(&allowed)
+            .context("[run] server_cpus")?;
+        client_cpus
+            .check_within(&allowed)
+            .context("[run] client_cpus")?;
+        let mut warnings = Vec::new();
+        if server_cpus
+            .cpus()
+            .iter()
+            .any(|c| client_cpus.cpus().contains(c))
+        {
+            warnings.push(format!(
+                "server and client share CPUs {server_cpus} / {client_cpus}; results will mix their costs"
+            ));
+        }
+        Ok(Plan {
+            config,
+            config_source: source,
+            base_dir,
+            quick: args.quick,
+            cells,
+            server_cpus,
+            client_cpus,
+            retry_noisy: args.retry_noisy,
+            allow_remote: args.allow_remote,
+            command_line,
+            out: args.out.clone(),
+            label: args.label.clone(),
+            bin_dir: args.bin_dir.clone(),
+            warnings,
+        })
+    }
+}
+
+/// A plan with what it needs from the machine: binaries and a run folder.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The plan.
+    pub plan: Plan,
+    /// The echo binaries.
+    pub bins: Binaries,
+    /// The run folder (created when the run starts).
+    pub out_dir: PathBuf,
+}
+
+/// Finds (or builds) the binaries and picks the run folder.
+pub fn prepare(plan: Plan) -> anyhow::Result<Prepared> {
+    let bins = binaries::locate(plan.bin_dir.as_deref()).map_err(anyhow::Error::msg)?;
+    let date: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .take(10)
+        .collect();
+    let name = run_name(
+        &date,
+        &Machine::read().hostname,
+        &Revision::read(Path::new(".")).short(),
+        plan.label.as_deref(),
+    );
+    let mut out_dir = plan.out.join(&name);
+    let mut n = 2;
+    while out_dir.exists() {
+        out_dir = plan.out.join(format!("{name}-{n}"));
+        n += 1;
+    }
+    Ok(Prepared {
+        plan,
+        bins,
+        out_dir,
+    })
+}
+
+/// `<date>-<host>-<gitsha>[-label]`, the host reduced to letters, digits and `-`.
+fn run_name(date: &str, host: &str, revision: &str, label: Option<&str>) -> String {
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut name = format!("{date}-{host}-{revision}");
+    if let Some(label) = label {
+        name.push('-');
+        name.push_str(label);
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(flags: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(std::iter::once("echo-harness").chain(flags.iter().copied()))
+            .unwrap();
+        match cli.command {
+            Some(Command::Run(args)) => args,
+            _ => cli.run,
+        }
+    }
+
+    fn resolve(flags: &[&str], cpus: &[usize]) -> anyhow::Result<Plan> {
+        let loaded = Loaded {
+            config: HarnessConfig::default_config().unwrap(),
+            source: "built-in default".to_owned(),
+            base_dir: PathBuf::from("/nowhere"),
+        };
+        Plan::resolve(&args(flags), loaded, cpus, vec!["echo-harness".to_owned()])
+    }
+
+    /// Overrides apply, CPUs split in halves, and nothing on the machine is touched.
+    #[test]
+    fn resolves_overrides() {
+        let plan = resolve(
+            &[
+                "--quick",
+                "--trials",
+                "2",
+                "--only",
+                "tcp,hyper",
+                "--label",
+                "x.1",
+            ],
+            &[0, 1, 2, 3],
+        )
+        .unwrap();
+        assert_eq!(plan.config.run.trials, 2);
+        assert!(plan.quick);
+        assert!(
+            plan.cells
+                .iter()
+                .all(|c| c.server == "tcp" || c.server == "hyper")
+        );
+        assert_eq!(plan.server_cpus.to_string(), "0-1");
+        assert_eq!(plan.client_cpus.to_string(), "2-3");
+        assert!(plan.warnings.is_empty());
+        assert_eq!(plan.base_dir, PathBuf::from("/nowhere"));
+        assert_eq!(plan.label.as_deref(), Some("x.1"));
+    }
+
+    /// Each bad combination is refused with a message naming the flag.
+    #[test]
+    fn refuses_bad_flags() {
+        let cases: [(&[&str], &str); 3] = [
+            (&["--trials", "0"], "--trials must be at least 1"),
+            (&["--only", "nginx"], "--only names `nginx`"),
+            (&["--label", "a/b"], "--label `a/b`"),
+        ];
+        for (flags, needle) in cases {
+            let err = format!("{:#}", resolve(flags, &[0, 1]).unwrap_err());
+            assert!(err.contains(needle), "{flags:?}: {err}");
+        }
+    }
+
+    /// With one CPU, server and client share it, and the plan says so.
+    #[test]
+    fn warns_about_shared_cpus() {
+        let plan = resolve(&[], &[0]).unwrap();
+        assert_eq!(plan.warnings.len(), 1);
+        assert!(
+            plan.warnings[0].contains("share CPUs"),
+            "{:?}",
+            plan.warnings
+        );
+    }
+
+    /// Run folders are named by date, host (sanitized), revision and label.
+    #[test]
+    fn run_names() {
+        assert_eq!(
+            run_name("2026-12-01", "my.host", "abc1234", Some("peers")),
+            "2026-12-01-my_host-abc1234-peers"
+        );
+        assert_eq!(run_name("2026-12-01", "h", "abc", None), "2026-12-01-h-abc");
+    }
+}

@@ -1,0 +1,228 @@
+//! One pinned server session, the primitive every measurement stands on — a trial of the
+//! matrix, a crosscheck run and `echo-harness exec` alike: start the server pinned to its CPUs
+//! in its own process group, wait until it is ready, check one echo through it, bracket the
+//! work done against it (CPU, steal, wall time), then stop it and make sure its whole group
+//! is gone.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use echobench_core::Payload;
+use echobench_core::monitor::{Bracket, Bracketed, CpuOf};
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::cpuset::CpuSet;
+use crate::process::{self, Stopped};
+use crate::sampler;
+use crate::server::{Launch, RunningServer};
+
+/// The echo checked before any load: one round trip of `size` bytes through the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// Message size.
+    pub size: usize,
+    /// HTTP body kind.
+    pub payload: Payload,
+    /// Longest wait for the connection and for the echo.
+    pub timeout: Duration,
+    /// The server may announce a non-loopback address.
+    pub allow_remote: bool,
+}
+
+/// A server that is up and has echoed once.
+#[derive(Debug)]
+pub struct Session {
+    server: RunningServer,
+    /// The server group's memory before any load.
+    pub idle: sampler::Sample,
+}
+
+/// Why a session could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The server did not start or get ready.
+    #[error("server did not start: {0}")]
+    Start(String),
+    /// It started, but the echo check failed.
+    #[error("echo check before the load failed: {reason}; server stderr tail:\n{tail}")]
+    Check {
+        /// What the check saw.
+        reason: String,
+        /// The server's stderr tail.
+        tail: String,
+    },
+}
+
+/// A command run against a session, and what it cost.
+#[derive(Debug)]
+pub struct Ran {
+    /// Its stdout if it exited 0; otherwise why not (exit status and stderr).
+    pub stdout: Result<String, String>,
+    /// CPU (the command's, as a reaped child), steal and wall time over its run.
+    pub bracket: Bracketed,
+}
+
+impl Session {
+    /// Starts the server of `launch`, waits until it is ready and checks one echo; on any
+    /// failure the server is stopped again and the error says why.
+    pub async fn start(
+        launch: &Launch<'_>,
+        check: Check,
+        grace: Duration,
+    ) -> Result<Session, StartError> {
+        let mut server = RunningServer::start(launch)
+            .await
+            .map_err(StartError::Start)?;
+        let idle = sampler::read_group(server.pgid());
+        if let Err(reason) = echo(&server.url, check).await {
+            let tail = server.stderr_tail();
+            server.stop(grace).await;
+            return Err(StartError::Check { reason, tail });
+        }
+        let _ = server.exited();
+        Ok(Session { server, idle })
+    }
+
+    /// The URL clients use.
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// The URL without its path (`http://127.0.0.1:PORT`), for tools that add their own.
+    pub fn base_url(&self) -> String {
+        let url = self.url();
+        url.split_once("://")
+            .map_or(url.to_owned(), |(scheme, rest)| {
+                format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest))
+            })
+    }
+
+    /// The server's process group (for sampling its CPU and memory).
+    pub fn pgid(&self) -> i32 {
+        self.server.pgid()
+    }
+
+    /// The server's exit status if it has exited (crashed) by now.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.server.exited()
+    }
+
+    /// The last lines of the server's stderr.
+    pub fn stderr_tail(&self) -> String {
+        self.server.stderr_tail()
+    }
+
+    /// Runs `argv` (with `{url}` and `{base}` filled in) pinned to `cpus` in its own process
+    /// group, for at most `limit`, and brackets it: its CPU as a reaped child, the machine's
+    /// steal, the wall time. An interrupt stops it with SIGTERM.
+    pub async fn run(
+        &self,
+        argv: &[String],
+        cpus: &CpuSet,
+        limit: Duration,
+        interrupt: &CancellationToken,
+    ) -> Ran {
+        let base = self.base_url();
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| a.replace("{url}", self.url()).replace("{base}", &base))
+            .collect();
+        let bracket = Bracket::open(CpuOf::Children);
+        let stdout = run_child(&argv, cpus, limit, interrupt).await;
+        Ran {
+            stdout,
+            bracket: bracket.close(),
+        }
+    }
+
+    /// Stops the server (SIGTERM, SIGKILL after `grace`) and checks its group is gone.
+    pub async fn stop(self, grace: Duration) -> Stopped {
+        self.server.stop(grace).await
+    }
+}
+
+async fn run_child(
+    argv: &[String],
+    cpus: &CpuSet,
+    limit: Duration,
+    interrupt: &CancellationToken,
+) -> Result<String, String> {
+    let shown = argv.join(" ");
+    let mut command =
+        process::command(argv, cpus).map_err(|err| format!("cannot prepare `{shown}`: {err}"))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|err| format!("cannot start `{shown}`: {err}"))?;
+    let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let read = async {
+        let (mut o, mut e) = (String::new(), String::new());
+        let out = async {
+            if let Some(s) = stdout.as_mut() {
+                let _ = s.read_to_string(&mut o).await;
+            }
+        };
+        let err = async {
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.read_to_string(&mut e).await;
+            }
+        };
+        tokio::join!(out, err);
+        (o, e)
+    };
+    let outcome = tokio::select! {
+        finished = tokio::time::timeout(limit, async {
+            let (o, e) = read.await;
+            (child.wait().await, o, e)
+        }) => finished.map_err(|_| format!("`{shown}` did not finish within {}", humantime::format_duration(limit))),
+        () = interrupt.cancelled() => Err("interrupted".to_owned()),
+    };
+    if outcome.is_err()
+        && let Some(pgid) = pgid
+    {
+        process::stop(&mut child, pgid, Duration::from_secs(2)).await;
+    }
+    match outcome? {
+        (Ok(status), stdout, _) if status.success() => Ok(stdout),
+        (status, _, stderr) => Err(format!(
+            "`{shown}` exited with {}: {}",
+            status.map_or_else(|err| err.to_string(), |s| s.to_string()),
+            stderr.trim()
+        )),
+    }
+}
+
+/// One echo through the server before the load: connect, send, verify.
+async fn echo(url: &str, check: Check) -> Result<(), String> {
+    let config = echobench_core::Config {
+        connections: 1,
+        total: Some(1),
+        warmup: Duration::ZERO,
+        duration: check.timeout,
+        size: check.size,
+        threads: 1,
+        timeout: check.timeout,
+        connect_timeout: check.timeout,
+        allow_remote: check.allow_remote,
+        payload: check.payload,
+        ..echobench_core::Config::new(url)
+    };
+    let report = echo_client::run::run(config, echo_client::run::RunOptions::default())
+        .await
+        .map_err(|err| err.to_string())?;
+    if report.summary.round_trips == 1 {
+        return Ok(());
+    }
+    Err(report
+        .errors
+        .kinds
+        .values()
+        .find_map(|e| e.samples.first().cloned())
+        .unwrap_or_else(|| "no echo".to_owned()))
+}
