@@ -21,7 +21,7 @@ run_one() { # impl mode
         wrk -t1 -c64 -d"$duration" -s "$script" "{base}/")
     json=$(sed -n 's/^ECHOBENCH_JSON //p' <<<"$out")
     steal=$(sed -n 's/^ECHOBENCH_EXEC //p' <<<"$out" |
-        python3 -c 'import json, sys; print(f"{json.load(sys.stdin)[\"steal_percent\"] or 0:.2f}")')
+        python3 -c 'import json, sys; print("%.2f" % (json.load(sys.stdin)["steal_percent"] or 0))')
     printf '%s\t%s\t%s\t%s\n' "$impl" "$mode" "$json" "$steal"
 }
 

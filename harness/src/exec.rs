@@ -34,9 +34,10 @@ pub struct ExecArgs {
     /// Folder holding echo-server and echo-client [default: next to echo-harness].
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
-    /// Where the server's stderr goes.
-    #[arg(long, default_value = "target/exec-server.log")]
-    pub server_log: PathBuf,
+    /// Where the server's stderr goes [default: a file in the temporary folder, removed after
+    /// a successful run].
+    #[arg(long, value_name = "FILE")]
+    pub server_log: Option<PathBuf>,
     /// The command, pinned to the client CPUs; `{url}` is the server's echo URL and `{base}`
     /// the same without its path.
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -82,12 +83,15 @@ pub fn main(args: &ExecArgs) -> u8 {
     let (server_cpus, client_cpus) =
         CpuSet::split(&CpuSet::new(echobench_core::monitor::allowed_cpus()));
     let cwd = std::env::current_dir().unwrap_or_default();
+    let log = args.server_log.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("echo-harness-exec-{}.log", std::process::id()))
+    });
     let launch = Launch {
         spec: &spec,
         bins: &bins,
         cpus: &server_cpus,
         ready_timeout: Duration::from_secs(30),
-        log: args.server_log.clone(),
+        log: log.clone(),
         base_dir: &cwd,
     };
     let interrupt = CancellationToken::new();
@@ -114,6 +118,9 @@ pub fn main(args: &ExecArgs) -> u8 {
         session.stop(grace).await;
         match ran.stdout {
             Ok(stdout) => {
+                if args.server_log.is_none() {
+                    let _ = std::fs::remove_file(&log);
+                }
                 print!("{stdout}");
                 println!(
                     "ECHOBENCH_EXEC {}",
