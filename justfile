@@ -27,7 +27,7 @@ bench-check:
 
 # Run one reference server in release mode, e.g. `just serve hyper --threads 1`.
 serve IMPL *ARGS:
-    cargo run --release --quiet -p echo-servers --bin echo-server -- {{IMPL}} {{ARGS}}
+    cargo run --release --quiet -p echo-server --bin echo-server -- {{IMPL}} {{ARGS}}
 
 # Run the criterion micro-benchmarks (full timing; results under target/criterion/).
 microbench *ARGS:

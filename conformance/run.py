@@ -57,7 +57,7 @@ class RunError(Exception):
 
 def build() -> None:
     """Builds the release echo-server (quick when it is up to date)."""
-    command = ["cargo", "build", "--release", "-p", "echo-servers", "--bin", "echo-server"]
+    command = ["cargo", "build", "--release", "-p", "echo-server", "--bin", "echo-server"]
     print("$ " + " ".join(command), flush=True)
     if subprocess.run(command, cwd=ROOT).returncode != 0:
         raise RunError("cargo build failed (see above)")

@@ -13,7 +13,7 @@ duration=${1:-10s}
 rate=${2:-10000}
 stall=${3:-100ms}
 connections=${4:-64}
-cargo build --release --quiet -p echo-servers -p echo-client -p echo-harness
+cargo build --release --quiet -p echo-server -p echo-client -p echo-harness
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

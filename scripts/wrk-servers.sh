@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 duration=${2:-10s}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
-cargo build --release --quiet -p echo-servers -p echo-client -p echo-harness
+cargo build --release --quiet -p echo-server -p echo-client -p echo-harness
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

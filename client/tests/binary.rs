@@ -191,7 +191,7 @@ fn server_killed_mid_run() {
             "build",
             "--quiet",
             "-p",
-            "echo-servers",
+            "echo-server",
             "--bin",
             "echo-server",
         ])

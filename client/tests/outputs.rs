@@ -77,7 +77,10 @@ async fn json_round_trips_through_the_schema() {
         panic!("a version 1 report was accepted");
     };
     let text = err.to_string();
-    assert!(text.contains("re-run the load") && text.contains("CSV"), "{text}");
+    assert!(
+        text.contains("re-run the load") && text.contains("CSV"),
+        "{text}"
+    );
 }
 
 /// The CSV header, which scripts depend on, is exactly this; the row matches it.

@@ -55,7 +55,7 @@ fn build_siblings(cargo: &Path, dir: &Path) -> Result<(), String> {
         "build",
         "--quiet",
         "-p",
-        "echo-servers",
+        "echo-server",
         "-p",
         "echo-client",
         "--bins",

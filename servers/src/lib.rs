@@ -43,7 +43,6 @@
 //! # }
 //! ```
 
-pub mod cli;
 pub mod fault;
 pub mod fixture;
 pub mod http;

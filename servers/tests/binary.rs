@@ -18,7 +18,28 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
+/// The `echo-server` binary (package `echo-server`, which holds the flags), built once per
+/// test binary into this profile's folder.
+fn bin() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "echo-server",
+                "--bin",
+                "echo-server",
+            ])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building echo-server failed");
+        // This test runs from <target>/<profile>/deps/.
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join("echo-server")
+    })
+}
 
 /// A running `echo-server`, killed if a test fails before it exits.
 struct Server {
@@ -30,7 +51,7 @@ struct Server {
 impl Server {
     /// Starts the binary and waits (bounded) for its ready line.
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -154,7 +175,7 @@ async fn sigterm_sends_going_away() {
 /// `--list` prints one line per implementation: name, protocol, library.
 #[test]
 fn list() {
-    let output = Command::new(BIN).arg("--list").output().unwrap();
+    let output = Command::new(bin()).arg("--list").output().unwrap();
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
     let rows: Vec<Vec<&str>> = stdout
@@ -189,7 +210,7 @@ fn bad_input_fails_clearly() {
         (&["tcp", "--addr", &taken_addr], 1, "cannot listen on"),
     ];
     for (args, code, needle) in cases {
-        let output = Command::new(BIN).args(args).output().unwrap();
+        let output = Command::new(bin()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");

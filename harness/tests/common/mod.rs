@@ -23,7 +23,7 @@ pub fn bin_dir() -> &'static Path {
                 "build",
                 "--quiet",
                 "-p",
-                "echo-servers",
+                "echo-server",
                 "-p",
                 "echo-client",
                 "--bins",

@@ -10,8 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::implementation::Impl;
-use crate::options::{DEFAULT_MAX_MESSAGE, Faults, Options, OptionsError, Stall};
+use echo_servers::{DEFAULT_MAX_MESSAGE, Faults, Impl, Options, OptionsError, Stall};
 
 /// Reference echo server: HTTP (hyper, axum), WebSocket (tungstenite, axum-ws) or raw TCP.
 ///
@@ -21,68 +20,68 @@ use crate::options::{DEFAULT_MAX_MESSAGE, Faults, Options, OptionsError, Stall};
 /// HTTP requests in flight are answered, and it exits 0 within 5 seconds.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "echo-server", version, max_term_width = 100)]
-pub struct Args {
+pub(crate) struct Args {
     /// The implementation to run: hyper, axum, tungstenite, axum-ws or tcp (see --list).
     #[arg(required_unless_present = "list")]
-    pub implementation: Option<Impl>,
+    pub(crate) implementation: Option<Impl>,
 
     /// Print every implementation, one per line (name, protocol, library), and exit.
     #[arg(long)]
-    pub list: bool,
+    pub(crate) list: bool,
 
     /// Address to listen on. Port 0 picks a free port; the ready line tells which.
     #[arg(long, default_value = "127.0.0.1:0")]
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 
     /// Runtime worker threads. 1 runs a current-thread runtime (best when pinned to one CPU).
     /// Default: the number of CPUs this process may run on (its affinity mask, not the
     /// machine's core count).
     #[arg(short, long)]
-    pub threads: Option<NonZeroUsize>,
+    pub(crate) threads: Option<NonZeroUsize>,
 
     /// Largest HTTP request body or WebSocket message in bytes; larger bodies get 413, larger
     /// WebSocket messages close 1009. Ignored by tcp.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE)]
-    pub max_message: usize,
+    pub(crate) max_message: usize,
 
     /// Time a client has to send a whole HTTP request head or WebSocket handshake before the
     /// connection is closed (defeats slowloris clients).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
 
     /// WebSocket servers: bytes of read buffer each connection preallocates. Default: the
     /// library's (128 KiB for tungstenite), which costs throughput with many connections.
     #[arg(long, value_name = "BYTES")]
-    pub ws_read_buffer: Option<usize>,
+    pub(crate) ws_read_buffer: Option<usize>,
 
     /// Fault: delay every echo by DURATION (e.g. 5ms).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Faults (for testing clients)")]
-    pub delay: Option<Duration>,
+    pub(crate) delay: Option<Duration>,
 
     /// Fault: close each connection after N echoes. WebSocket: close 1000 after N messages;
     /// HTTP: the Nth response on a connection carries `Connection: close`; TCP: close after N
     /// reads.
     #[arg(long, value_name = "N", help_heading = "Faults (for testing clients)")]
-    pub close_after: Option<NonZeroU64>,
+    pub(crate) close_after: Option<NonZeroU64>,
 
     /// Fault: flip one byte of every Nth echo, counted across the whole server (an empty echo
     /// gets one byte instead).
     #[arg(long, value_name = "N", help_heading = "Faults (for testing clients)")]
-    pub corrupt_every: Option<NonZeroU64>,
+    pub(crate) corrupt_every: Option<NonZeroU64>,
 
     /// Fault: every PERIOD after start, the whole server stops answering for --stall-for;
     /// echoes due meanwhile go out when the stall ends (for coordinated-omission tests).
     #[arg(long, value_name = "PERIOD", value_parser = humantime::parse_duration, requires = "stall_for", help_heading = "Faults (for testing clients)")]
-    pub stall_every: Option<Duration>,
+    pub(crate) stall_every: Option<Duration>,
 
     /// Fault: how long each stall lasts; shorter than --stall-every.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_every", help_heading = "Faults (for testing clients)")]
-    pub stall_for: Option<Duration>,
+    pub(crate) stall_for: Option<Duration>,
 }
 
 impl Args {
     /// The server options these flags describe, validated.
-    pub fn options(&self) -> Result<Options, OptionsError> {
+    pub(crate) fn options(&self) -> Result<Options, OptionsError> {
         let stall = match (self.stall_every, self.stall_for) {
             (Some(every), Some(duration)) => Some(Stall { every, duration }),
             _ => None,
@@ -104,7 +103,7 @@ impl Args {
 }
 
 /// The `--list` output: one line per implementation, columns name, protocol, library.
-pub fn list() -> String {
+pub(crate) fn list() -> String {
     Impl::ALL
         .iter()
         .map(|imp| {
@@ -119,7 +118,7 @@ pub fn list() -> String {
 }
 
 /// Runs the command: serves until SIGINT/SIGTERM, or prints the list.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let Some(implementation) = args.implementation.filter(|_| !args.list) else {
         print!("{}", list());
         return Ok(());
@@ -155,7 +154,7 @@ async fn serve_until_signal(
     options: Options,
     threads: usize,
 ) -> anyhow::Result<()> {
-    let listener = crate::listener::bind(addr).with_context(|| {
+    let listener = echo_servers::bind(addr).with_context(|| {
         format!("cannot listen on {addr}; pick another address or port with --addr")
     })?;
     let local = listener

@@ -1,17 +1,22 @@
-//! `echo-server`: runs one reference echo server. All the work is in [`echo_servers::cli`].
+//! `echo-server`: runs one reference echo server. The servers are the `echo-servers` library;
+//! this package adds only the command line ([`cli`]), so a test that uses the library as a
+//! fixture compiles no flag parser.
+
+mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use echobench_core::exit::server as exit;
 
 fn main() -> ExitCode {
-    let args = echo_servers::cli::Args::parse();
+    let args = cli::Args::parse();
     init_logging();
-    match echo_servers::cli::run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+    match cli::run(&args) {
+        Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
             eprintln!("Error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::FAILURE)
         }
     }
 }
