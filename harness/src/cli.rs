@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::exit;
-use crate::plan::{self, Loaded, Plan};
+use crate::plan::{self, Loaded, Overrides, Plan};
 use crate::runner;
 
 /// Runs echo servers and echo-client over a matrix of loads, with interleaved trials, server
@@ -125,11 +125,28 @@ fn compare(a: &Path, b: &Path) -> u8 {
     }
 }
 
+impl RunArgs {
+    /// What these flags change of the config.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            quick: self.quick,
+            trials: self.trials,
+            duration: self.duration,
+            only: self.only.clone(),
+            label: self.label.clone(),
+            retry_noisy: self.retry_noisy,
+            allow_remote: self.allow_remote,
+            out: self.out.clone(),
+            bin_dir: self.bin_dir.clone(),
+        }
+    }
+}
+
 /// Reads the config and resolves the plan (bad flags or config: exit 2).
 fn resolve(args: &RunArgs) -> anyhow::Result<Plan> {
     let loaded = Loaded::read(args.config.as_deref())?;
     Plan::resolve(
-        args,
+        &args.overrides(),
         loaded,
         &echobench_core::monitor::allowed_cpus(),
         std::env::args().collect(),
@@ -167,12 +184,8 @@ fn run(args: &RunArgs) -> u8 {
             return exit::FAILURE;
         }
     };
-    let runtime = match crate::runtime::start() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("Error: {err}");
-            return exit::FAILURE;
-        }
+    let Some(runtime) = crate::runtime::start() else {
+        return exit::FAILURE;
     };
     eprintln!(
         "echo-harness: {} cells x {} trials -> {}",

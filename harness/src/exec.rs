@@ -73,12 +73,8 @@ pub fn main(args: &ExecArgs) -> u8 {
             return exit::FAILURE;
         }
     };
-    let runtime = match crate::runtime::start() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("Error: {err}");
-            return exit::FAILURE;
-        }
+    let Some(runtime) = crate::runtime::start() else {
+        return exit::FAILURE;
     };
     let (server_cpus, client_cpus) =
         CpuSet::split(&CpuSet::new(echobench_core::monitor::allowed_cpus()));

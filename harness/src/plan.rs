@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::binaries::{self, Binaries};
-use crate::cli::RunArgs;
 use crate::config::HarnessConfig;
 use crate::cpuset::CpuSet;
 use crate::machine::{Machine, Revision};
@@ -51,6 +50,29 @@ impl Loaded {
     }
 }
 
+/// What the command line asks of a run, beyond the config (the flags of `echo-harness run`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--quick`: one trial of short runs.
+    pub quick: bool,
+    /// `--trials`.
+    pub trials: Option<u32>,
+    /// `--duration`.
+    pub duration: Option<std::time::Duration>,
+    /// `--only`: these servers.
+    pub only: Vec<String>,
+    /// `--label`.
+    pub label: Option<String>,
+    /// `--retry-noisy`.
+    pub retry_noisy: u32,
+    /// `--allow-remote`.
+    pub allow_remote: bool,
+    /// `--out`.
+    pub out: PathBuf,
+    /// `--bin-dir`.
+    pub bin_dir: Option<PathBuf>,
+}
+
 /// What a run will do, resolved from flags and config.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -88,7 +110,7 @@ impl Plan {
     /// Applies the flags to the loaded config and checks the result, given the CPUs this
     /// process may use. No I/O.
     pub fn resolve(
-        args: &RunArgs,
+        args: &Overrides,
         loaded: Loaded,
         allowed_cpus: &[usize],
         command_line: Vec<String>,
@@ -244,18 +266,25 @@ fn run_name(date: &str, host: &str, revision: &str, label: Option<&str>) -> Stri
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-    use crate::cli::{Cli, Command};
 
-    fn args(flags: &[&str]) -> RunArgs {
-        let cli = Cli::try_parse_from(std::iter::once("echo-harness").chain(flags.iter().copied()))
-            .unwrap();
-        match cli.command {
-            Some(Command::Run(args)) => args,
-            _ => cli.run,
+    fn args(flags: &[&str]) -> Overrides {
+        let mut o = Overrides {
+            out: PathBuf::from("results"),
+            ..Overrides::default()
+        };
+        let mut flags = flags.iter();
+        while let Some(&flag) = flags.next() {
+            let mut value = || flags.next().map(|v| (*v).to_owned()).unwrap_or_default();
+            match flag {
+                "--quick" => o.quick = true,
+                "--trials" => o.trials = value().parse().ok(),
+                "--only" => o.only = value().split(',').map(str::to_owned).collect(),
+                "--label" => o.label = Some(value()),
+                other => panic!("no such flag in this test: {other}"),
+            }
         }
+        o
     }
 
     fn resolve(flags: &[&str], cpus: &[usize]) -> anyhow::Result<Plan> {

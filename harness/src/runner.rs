@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use echobench_core::monitor::CpuTimes;
+use echobench_core::monitor::{Bracket, CpuOf};
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{self, CellSummary};
@@ -273,7 +273,8 @@ async fn run_trial(
 struct Writer<'a> {
     run: &'a Prepared,
     manifest: manifest::Manifest,
-    steal_start: Option<CpuTimes>,
+    /// Open since the run started: the manifest's steal covers the whole run so far.
+    whole_run: Bracket,
     servers: Vec<String>,
 }
 
@@ -321,7 +322,7 @@ impl<'a> Writer<'a> {
         Writer {
             run,
             manifest,
-            steal_start: CpuTimes::now(),
+            whole_run: Bracket::open(CpuOf::Process),
             servers: plan.config.servers.iter().map(|s| s.name.clone()).collect(),
         }
     }
@@ -340,10 +341,7 @@ impl<'a> Writer<'a> {
             .iter()
             .filter(|r| r.status == Status::Failed)
             .count();
-        self.manifest.steal_percent = match (self.steal_start, CpuTimes::now()) {
-            (Some(a), Some(b)) => Some(a.steal_percent(&b)),
-            _ => None,
-        };
+        self.manifest.steal_percent = self.whole_run.close().steal_percent;
         self.manifest.incomplete = !complete;
         self.manifest.ended_at =
             Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());

@@ -2,12 +2,18 @@
 //! starts, samples and waits for children, which do the work on their own CPUs). Every
 //! subcommand that needs one gets it here.
 
-/// A runtime, or the message that says why none could be started.
-pub fn start() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
+/// A runtime; `None` after printing why none could be started.
+pub fn start() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|err| format!("cannot start a tokio runtime: {err}"))
+    {
+        Ok(runtime) => Some(runtime),
+        Err(err) => {
+            eprintln!("Error: cannot start a tokio runtime: {err}");
+            None
+        }
+    }
 }
 
 /// Cancels `interrupt` on SIGINT or SIGTERM, after printing `message` on stderr.

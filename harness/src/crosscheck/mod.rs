@@ -87,12 +87,8 @@ impl Row {
 
 /// Runs the crosscheck; returns the exit code.
 pub fn main(args: &CrosscheckArgs) -> u8 {
-    let runtime = match crate::runtime::start() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("Error: {err}");
-            return exit::FAILURE;
-        }
+    let Some(runtime) = crate::runtime::start() else {
+        return exit::FAILURE;
     };
     match runtime.block_on(crosscheck(args)) {
         Ok(code) => code,
