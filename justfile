@@ -49,6 +49,10 @@ wrk-servers ROUNDS="3" DURATION="10s":
 open-loop-stall DURATION="10s" RATE="10000":
     scripts/open-loop-stall.sh {{DURATION}} {{RATE}}
 
+# A/B two echo-client binaries against one pinned hyper server, closed loop and at a fixed rate.
+client-ab A B ROUNDS="4" RATE="30000":
+    scripts/client-ab.sh {{A}} {{B}} {{ROUNDS}} {{RATE}}
+
 # Install the Node and Python peer servers and clients into target/peers/ (idempotent).
 peers-install:
     peers/install.sh
