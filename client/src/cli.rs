@@ -9,6 +9,7 @@ use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use echobench_core::config::{Config, Payload, WsMode};
 use echobench_core::report::Report;
+use echobench_core::slo::Slo;
 use tokio_util::sync::CancellationToken;
 
 use crate::export;
@@ -24,6 +25,7 @@ Exit codes:
   2    invalid flags or target URL (a non-loopback target needs --allow-remote)
   3    the target could not be reached when the run started
   4    every round trip failed
+  5    the run breached an --slo objective (or --slo-abort stopped it)
   130  interrupted by SIGINT/SIGTERM (the summary and files cover what ran)
 
 Examples:
@@ -106,6 +108,20 @@ pub struct Args {
     #[arg(short, long)]
     pub threads: Option<NonZeroUsize>,
 
+    /// Objectives to judge the run by, comma-separated: latency percentiles (p50, p99, p999 =
+    /// 99.9, p99.99, max; corrected latency in open loop) against a duration, `errors` (failed
+    /// round trips over attempted) and `rate` (achieved over offered; needs --rate) against a
+    /// percentage. E.g. 'p99<2ms,p999<10ms,errors<0.1%,rate>=99%'. Judged over the measured
+    /// window; each limit and its measured value go into the summary and the report, and a
+    /// breach makes the exit code 5.
+    #[arg(long, value_name = "LIMITS", value_parser = parse_slo)]
+    pub slo: Option<Slo>,
+
+    /// Stop the run once an --slo objective has been breached for this long, judged second by
+    /// second (e.g. 3s); the report covers what ran and says it was stopped.
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration, requires = "slo")]
+    pub slo_abort: Option<Duration>,
+
     /// Write the full report to FILE: versioned JSON with the config, summary, flags, per-second
     /// timeline and the HDR histograms (base64 V2), which merge exactly.
     #[arg(long, value_name = "FILE")]
@@ -131,6 +147,11 @@ pub struct Args {
     /// Never show live progress on stderr (it is only shown on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// `--slo`: the parser's message points at the bad part.
+fn parse_slo(text: &str) -> Result<Slo, String> {
+    Slo::parse(text).map_err(|err| err.to_string())
 }
 
 /// A flag whose values are a core type's named choices (`--ws-mode`, `--payload`): clap lists
@@ -168,6 +189,8 @@ impl Args {
             connect_timeout: self.connect_timeout.unwrap_or(self.timeout),
             threads: self.threads.map_or(defaults.threads, NonZeroUsize::get),
             allow_remote: self.allow_remote,
+            slo: self.slo.clone(),
+            slo_abort: self.slo_abort,
             ..defaults
         }
     }
@@ -210,6 +233,8 @@ pub fn run(args: &Args) -> u8 {
         exit::INTERRUPTED
     } else if report.flags.all_failed {
         exit::ALL_FAILED
+    } else if report.slo.as_ref().is_some_and(|s| !s.met || s.aborted) {
+        exit::SLO_BREACHED
     } else {
         exit::OK
     };
@@ -314,6 +339,8 @@ mod tests {
             &["http://x", "-d", "forever"],
             &["http://x", "-t", "0"],
             &["http://x", "--ws-mode", "morse"],
+            &["http://x", "--slo", "p99<soon"],
+            &["http://x", "--slo-abort", "2s"],
             &[],
         ] {
             assert_eq!(parse(args).unwrap_err().exit_code(), 2, "{args:?}");

@@ -5,16 +5,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use echobench_core::config::{Config, ConfigError};
 use echobench_core::measurement::{Measurement, Second};
 use echobench_core::monitor::{self, Bracket, CpuOf};
 use echobench_core::report::{Context, Report, TargetInfo, Tool};
+use echobench_core::slo::{Slo, Window};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
+use crate::error::ErrorKind;
 use crate::export::hdrlog::HdrLog;
 use crate::progress::LiveProgress;
 use crate::protocol::Connection;
@@ -47,12 +49,14 @@ pub enum RunError {
     #[error(transparent)]
     Target(#[from] TargetError),
     /// The target did not answer the check made before the load starts.
-    #[error("cannot reach {url}: {reason}. Is the server running and listening there?")]
+    #[error("cannot reach {url}: {reason}. {hint}")]
     Unreachable {
         /// The URL.
         url: String,
         /// What the connection attempt said.
         reason: String,
+        /// What to check, which depends on how far the attempt got.
+        hint: &'static str,
     },
     /// The machine could not run the workers (threads, runtimes, files).
     #[error("{0}")]
@@ -108,9 +112,10 @@ fn check_open_files(connections: u32) -> Result<(), RunError> {
 
 /// One connection (and handshake) before the load, so a wrong URL fails fast and clearly.
 async fn preflight(target: &Target, config: &Config) -> Result<(), RunError> {
-    let unreachable = |reason: String| RunError::Unreachable {
+    let unreachable = |reason: String, hint| RunError::Unreachable {
         url: target.url.clone(),
         reason,
+        hint,
     };
     let attempt = async {
         match target.protocol {
@@ -121,11 +126,29 @@ async fn preflight(target: &Target, config: &Config) -> Result<(), RunError> {
     };
     match timeout(config.connect_timeout, attempt).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(failure)) => Err(unreachable(failure.to_string())),
-        Err(_) => Err(unreachable(format!(
-            "no connection within --connect-timeout {}",
-            humantime::format_duration(config.connect_timeout)
-        ))),
+        Ok(Err(failure)) => Err(unreachable(failure.to_string(), hint(failure.kind()))),
+        Err(_) => Err(unreachable(
+            format!(
+                "no connection within --connect-timeout {}",
+                humantime::format_duration(config.connect_timeout)
+            ),
+            "Is the server running, and is it accepting connections?",
+        )),
+    }
+}
+
+/// What to check when the connection before the load failed in the way `kind` says.
+fn hint(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::ConnectRefused | ErrorKind::ConnectTimeout | ErrorKind::ConnectFailed => {
+            "Is the server running and listening there?"
+        }
+        ErrorKind::HandshakeFailed => {
+            "The server accepted the connection but did not complete the WebSocket handshake: is it a WebSocket server, and is the path right?"
+        }
+        _ => {
+            "The server answered, but not as an echo server of this protocol: check the URL's scheme and path."
+        }
     }
 }
 
@@ -155,15 +178,48 @@ fn shares(config: &Config, threads: usize) -> Vec<Share> {
     shares
 }
 
+/// `--slo-abort`: judges each complete second and trips once an objective has been breached
+/// for the configured time without a break.
+struct SloGuard {
+    slo: Slo,
+    offered: Option<f64>,
+    after: Duration,
+    breached_for: Duration,
+    tripped: bool,
+}
+
+impl SloGuard {
+    fn second(&mut self, second: &Second) {
+        let held = self
+            .slo
+            .judge(Window::from(second), self.offered)
+            .iter()
+            .all(|check| check.met);
+        self.breached_for = if held {
+            Duration::ZERO
+        } else {
+            self.breached_for + second.duration
+        };
+        if self.breached_for >= self.after && !self.tripped {
+            self.tripped = true;
+            tracing::info!(breached_for = ?self.breached_for, "--slo-abort: stopping the run");
+        }
+    }
+}
+
 /// Where complete seconds go while the run is going.
 struct Sinks {
     hdr_log: Option<HdrLog>,
     progress: LiveProgress,
+    guard: Option<SloGuard>,
 }
 
 impl Sinks {
     fn seconds(&mut self, seconds: &[Second]) {
         for second in seconds {
+            if let Some(guard) = &mut self.guard {
+                guard.second(second);
+            }
             if let Some(log) = &mut self.hdr_log
                 && let Err(err) = log.interval(
                     second.index,
@@ -233,7 +289,19 @@ async fn drive<C: Connection + 'static>(
     let mut sinks = Sinks {
         hdr_log,
         progress: LiveProgress::new(options.progress, &config),
+        guard: config
+            .slo
+            .clone()
+            .zip(config.slo_abort)
+            .map(|(slo, after)| SloGuard {
+                slo,
+                offered: config.rate,
+                after,
+                breached_for: Duration::ZERO,
+                tripped: false,
+            }),
     };
+    let mut slo_aborted = false;
     let interrupt = options.interrupt.unwrap_or_default();
     let mut interrupted = false;
     let mut window_open = config.warmup.is_zero();
@@ -253,7 +321,13 @@ async fn drive<C: Connection + 'static>(
                 stop.cancel();
             }
             event = events.recv() => match event {
-                Some(Event::Second { worker, second }) => sinks.seconds(timeline.add(worker, &second)),
+                Some(Event::Second { worker, second }) => {
+                    sinks.seconds(timeline.add(worker, &second));
+                    if !slo_aborted && sinks.guard.as_ref().is_some_and(|g| g.tripped) {
+                        slo_aborted = true;
+                        stop.cancel();
+                    }
+                }
                 Some(Event::Done { worker, result }) => {
                     finished.push(*result);
                     done += 1;
@@ -300,6 +374,7 @@ async fn drive<C: Connection + 'static>(
     measurement.started_at = bracket.started;
     measurement.measured = stopped.saturating_duration_since(timing.warmup_end);
     measurement.interrupted = interrupted;
+    measurement.slo_aborted = slo_aborted;
     measurement.timeline = timeline;
     measurement.cpu.threads = threads;
     measurement.cpu.capacity_cpus = threads.min(allowed_cpus.len().max(1)) as f64;
@@ -330,8 +405,6 @@ fn report(config: &Config, target: &Target, threads: usize, m: &Measurement) -> 
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn config(connections: u32, roundtrips: u64, total: Option<u64>) -> Config {

@@ -122,6 +122,23 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    if let Some(slo) = &report.slo {
+        let verdict = match (slo.met, slo.aborted) {
+            (_, true) => "breached; the run was stopped by --slo-abort",
+            (true, false) => "met",
+            (false, false) => "breached",
+        };
+        let _ = writeln!(out, "  SLO          {verdict}");
+        for check in &slo.checks {
+            let _ = writeln!(
+                out,
+                "    {:<20}{:>12}  {}",
+                check.limit,
+                check.shown,
+                if check.met { "ok" } else { "BREACHED" }
+            );
+        }
+    }
     let l = &report.client;
     let _ = writeln!(
         out,

@@ -69,13 +69,15 @@ async fn corrected_latency_reflects_stalls() {
 
 /// Without stalls the corrected and uncorrected latencies agree: the client's own timer
 /// granularity is not charged to the server. (The warmup keeps out the first sends, which the
-/// initial connects legitimately hold back.)
+/// initial connects legitimately hold back. 20 ms between a connection's sends leaves room for
+/// a machine busy with other tests; an echo slower than that is a late send, rightly, and
+/// the median is unmoved by one.)
 #[tokio::test]
 async fn no_stall_no_correction() {
     let srv = Fixture::start(Impl::Tcp).await.unwrap();
     let config = Config {
         connections: 2,
-        rate: Some(200.0),
+        rate: Some(100.0),
         duration: Duration::from_secs(1),
         warmup: Duration::from_millis(200),
         threads: 1,
@@ -83,11 +85,13 @@ async fn no_stall_no_correction() {
     };
     let report = run(config, RunOptions::default()).await.unwrap();
     let corrected = report.latency.corrected.unwrap();
-    assert_eq!(report.summary.late_sends, Some(0));
+    // At most one late send (1%): an echo held up over 20 ms by a machine running other tests.
+    let late = report.summary.late_sends.unwrap();
+    assert!(late <= 1, "{late} late sends");
     assert_eq!(corrected.count, report.latency.round_trip.count);
     assert_eq!(corrected.p50, report.latency.round_trip.p50);
     assert!(
-        (190..=205).contains(&report.summary.round_trips),
+        (95..=103).contains(&report.summary.round_trips),
         "{}",
         report.summary.round_trips
     );

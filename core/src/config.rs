@@ -118,6 +118,18 @@ pub struct Config {
     pub threads: usize,
     /// Whether targets outside loopback are allowed.
     pub allow_remote: bool,
+    /// Objectives the run is judged against (`--slo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<crate::slo::Slo>,
+    /// Stop the run once an objective has been breached for this long, second by second
+    /// (`--slo-abort`).
+    #[serde(
+        default,
+        rename = "slo_abort_s",
+        with = "optional_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub slo_abort: Option<Duration>,
 }
 
 impl Config {
@@ -139,6 +151,8 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             threads: crate::monitor::allowed_cpus().len().max(1),
             allow_remote: false,
+            slo: None,
+            slo_abort: None,
         }
     }
 
@@ -197,6 +211,28 @@ impl Config {
                 )));
             }
         }
+        if let Some(slo) = &self.slo {
+            if self.rate.is_none()
+                && let Some(limit) = slo
+                    .limits
+                    .iter()
+                    .find(|l| l.metric == crate::slo::Metric::Rate)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "--slo `{}` compares the achieved rate with the offered one, which needs --rate (open loop)",
+                    limit.text
+                )));
+            }
+        } else if self.slo_abort.is_some() {
+            return Err(ConfigError::Invalid(
+                "--slo-abort needs --slo: the objectives whose breach stops the run".into(),
+            ));
+        }
+        if self.slo_abort.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::Invalid(
+                "--slo-abort must be greater than zero".into(),
+            ));
+        }
         if self.size == 0 && self.url.starts_with("tcp:") {
             return Err(ConfigError::Invalid(
                 "--size 0 cannot be used with tcp:// (an empty write has no echo); use 1 or more"
@@ -236,6 +272,31 @@ pub mod secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let seconds = f64::deserialize(deserializer)?;
         Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for optional durations as (fractional) seconds.
+mod optional_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => serializer.serialize_some(&d.as_secs_f64()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(deserializer)?
+            .map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -288,6 +349,21 @@ mod tests {
                 }),
                 "tcp://",
             ),
+            (
+                Box::new(|c| c.slo = crate::slo::Slo::parse("rate>=99%").ok()),
+                "needs --rate",
+            ),
+            (
+                Box::new(|c| c.slo_abort = Some(Duration::from_secs(1))),
+                "--slo-abort needs --slo",
+            ),
+            (
+                Box::new(|c| {
+                    c.slo = crate::slo::Slo::parse("p99<1ms").ok();
+                    c.slo_abort = Some(Duration::ZERO);
+                }),
+                "--slo-abort must be greater than zero",
+            ),
         ];
         for (change, needle) in cases {
             let mut config = ok.clone();
@@ -315,6 +391,15 @@ mod tests {
         config.duration = Duration::from_millis(2500);
         config.rate = Some(1000.0);
         let json = serde_json::to_value(&config).unwrap();
+        assert!(json.get("slo").is_none(), "no SLO, no field: {json}");
+        config.slo = crate::slo::Slo::parse("p99<2ms,rate>=99%").ok();
+        config.slo_abort = Some(Duration::from_millis(1500));
+        let with_slo = serde_json::to_value(&config).unwrap();
+        assert_eq!(with_slo["slo_abort_s"], 1.5);
+        assert_eq!(with_slo["slo"][0]["text"], "p99<2ms");
+        assert_eq!(serde_json::from_value::<Config>(with_slo).unwrap(), config);
+        config.slo = None;
+        config.slo_abort = None;
         assert_eq!(json["duration_s"], 2.5);
         assert_eq!(json["ws_mode"], "binary");
         let back: Config = serde_json::from_value(json).unwrap();

@@ -14,6 +14,9 @@ pub mod client {
     pub const UNREACHABLE: u8 = 3;
     /// Every round trip failed.
     pub const ALL_FAILED: u8 = 4;
+    /// The run completed but breached an objective of `--slo` (or was stopped by
+    /// `--slo-abort`).
+    pub const SLO_BREACHED: u8 = 5;
     /// Stopped by SIGINT/SIGTERM; the outputs cover what ran.
     pub const INTERRUPTED: u8 = 130;
 }

@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod protocol;
 pub mod report;
 pub mod sample;
+pub mod slo;
 pub mod thresholds;
 
 pub use config::{Config, Payload, WsMode};

@@ -201,6 +201,8 @@ pub struct Measurement {
     pub measured: Duration,
     /// The window was cut short by an interrupt.
     pub interrupted: bool,
+    /// The window was cut short because an objective was breached for `--slo-abort`.
+    pub slo_aborted: bool,
     /// Counters.
     pub counts: Counts,
     /// Errors by kind.
@@ -222,6 +224,7 @@ impl Measurement {
             started_at,
             measured: Duration::ZERO,
             interrupted: false,
+            slo_aborted: false,
             counts: Counts::default(),
             errors: ErrorLog::default(),
             latencies: Latencies::new(open_loop),
@@ -267,6 +270,7 @@ impl Measurement {
         self.started_at = self.started_at.min(other.started_at);
         self.measured = end.duration_since(self.started_at).unwrap_or_default();
         self.interrupted |= other.interrupted;
+        self.slo_aborted |= other.slo_aborted;
         self.counts.add(&other.counts);
         self.errors.merge(&other.errors);
         self.latencies.add(&other.latencies);

@@ -14,6 +14,7 @@ use crate::error::ErrorLog;
 use crate::latency::{self, CodecError, Percentiles};
 use crate::measurement::{Counts, CpuUse, Latencies, Measurement, Second};
 use crate::protocol::Protocol;
+use crate::slo::{SloCheck, Window};
 use crate::thresholds;
 
 /// The schema version this build writes and reads. Version 2 added each second's histograms
@@ -49,6 +50,9 @@ pub struct Report {
     pub client: ClientLoad,
     /// Warnings about the trustworthiness of this run.
     pub flags: Flags,
+    /// The objectives of `--slo`, each with the value measured over the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloOutcome>,
     /// One entry per second of the measured window: counts, p50/p99, and the second's
     /// histograms (see [`Second`]).
     pub timeline: Vec<Second>,
@@ -156,6 +160,17 @@ pub struct Flags {
     pub high_steal: bool,
     /// Not a single round trip completed although some were attempted.
     pub all_failed: bool,
+}
+
+/// How the run fared against its objectives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloOutcome {
+    /// Every limit over the whole measured window, in the order given.
+    pub checks: Vec<SloCheck>,
+    /// Every limit held.
+    pub met: bool,
+    /// The run was stopped early by `--slo-abort`: a limit was breached second after second.
+    pub aborted: bool,
 }
 
 /// Histograms as base64 HdrHistogram V2 compressed encodings (see [`crate::latency`]).
@@ -275,6 +290,14 @@ impl Report {
         let encode = |h: &Histogram<u64>| latency::encode(h).unwrap_or_default();
         let open_loop = context.config.rate.is_some();
         let rfc3339 = |t: SystemTime| humantime::format_rfc3339_nanos(t).to_string();
+        let slo = context.config.slo.as_ref().map(|slo| {
+            let checks = slo.judge(Window::from(m), context.config.rate);
+            SloOutcome {
+                met: checks.iter().all(|c| c.met),
+                checks,
+                aborted: m.slo_aborted,
+            }
+        });
         Report {
             schema_version: SCHEMA_VERSION,
             tool: context.tool,
@@ -321,6 +344,7 @@ impl Report {
                     .is_some_and(|s| s > thresholds::HIGH_STEAL_PERCENT),
                 all_failed: c.round_trips == 0 && errors > 0,
             },
+            slo,
             timeline: m.timeline.clone(),
             histograms: Histograms {
                 round_trip: encode(&m.latencies.round_trip),
@@ -342,6 +366,7 @@ impl Report {
             started_at,
             measured: Duration::try_from_secs_f64(self.measured_s).unwrap_or_default(),
             interrupted: self.interrupted,
+            slo_aborted: self.slo.as_ref().is_some_and(|s| s.aborted),
             counts: Counts {
                 round_trips: s.round_trips,
                 bytes_sent: s.bytes_sent,

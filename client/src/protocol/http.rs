@@ -17,6 +17,10 @@ use echobench_core::config::{Config, Payload};
 const MAX_HEAD: usize = 64 * 1024;
 /// Header slots for httparse.
 const MAX_HEADERS: usize = 64;
+/// The largest body read from an error response (an echo is never longer than its message).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The longest chunk-size line (`1a2b;ext=...\r\n`) accepted in a chunked body.
+const MAX_CHUNK_LINE: usize = 1024;
 
 /// A keep-alive HTTP/1.1 connection doing `POST` echo round trips.
 #[derive(Debug)]
@@ -37,8 +41,10 @@ pub struct HttpConnection {
     buffer: Vec<u8>,
     /// What the bodies contain.
     payload: Payload,
-    /// The server said it will close after this response.
-    server_closing: bool,
+    /// No further request may use this connection: the server said it closes, or a response
+    /// could not be followed to its end (framing lost), so the next response would be read
+    /// from the middle of this one.
+    spent: bool,
 }
 
 impl HttpConnection {
@@ -124,6 +130,33 @@ impl HttpConnection {
         }
     }
 
+    /// The most body bytes read for a response of `status`: an echo (200) is never longer
+    /// than its message, an error page gets [`MAX_ERROR_BODY`]. Nothing the server announces
+    /// sizes a buffer beyond this.
+    fn body_limit(&self, status: u16) -> usize {
+        if status == 200 {
+            self.body_len
+        } else {
+            MAX_ERROR_BODY.max(self.body_len)
+        }
+    }
+
+    /// The failure for a body that would pass [`Self::body_limit`]: for a 200 the echo is
+    /// wrong (it has more bytes than the message), otherwise the status is the error. Either
+    /// way the rest of the body is not read, so the connection cannot be reused.
+    fn oversized(&mut self, status: u16, at_least: usize) -> Failure {
+        self.spent = true;
+        if status == 200 {
+            Failure::EchoMismatch(message::Mismatch {
+                sent: self.body_len,
+                echoed: at_least,
+                at: None,
+            })
+        } else {
+            Failure::HttpStatus(status)
+        }
+    }
+
     /// Reads the body `head` announces, with `filled` bytes already buffered, and judges it.
     async fn body(
         &mut self,
@@ -131,8 +164,10 @@ impl HttpConnection {
         mut filled: usize,
         closing: bool,
     ) -> Result<usize, Failure> {
-        self.server_closing |= head.close;
+        self.spent |= head.close;
+        let limit = self.body_limit(head.status);
         match head.body {
+            BodyLength::Fixed(len) if len > limit => Err(self.oversized(head.status, len)),
             BodyLength::Fixed(len) => {
                 let end = head.len + len;
                 if self.buffer.len() < end {
@@ -142,6 +177,7 @@ impl HttpConnection {
                     filled = self.read_more(filled).await?;
                 }
                 if filled > end {
+                    self.spent = true;
                     return Err(Failure::ProtocolError(format!(
                         "{} unexpected bytes after the response",
                         filled - end
@@ -155,22 +191,30 @@ impl HttpConnection {
                 Ok(filled)
             }
             BodyLength::Chunked => {
-                let (received, body) = self.read_chunked(head.len, filled).await?;
+                let (received, body) = self
+                    .read_chunked(head.len, filled, head.status, limit)
+                    .await
+                    .inspect_err(|_| self.spent = true)?;
                 judge(head.status, self.sent_body(closing), &body)?;
                 Ok(received)
             }
             BodyLength::UntilClose => {
-                loop {
-                    if filled == self.buffer.len() {
-                        self.buffer.resize(filled * 2, 0);
-                    }
-                    match self.stream.read(&mut self.buffer[filled..]).await {
+                // The body ends when the server closes: read at most one byte past the limit.
+                self.spent = true;
+                let end = head.len + limit + 1;
+                if self.buffer.len() < end {
+                    self.buffer.resize(end, 0);
+                }
+                while filled < end {
+                    match self.stream.read(&mut self.buffer[filled..end]).await {
                         Ok(0) => break,
                         Ok(n) => filled += n,
                         Err(err) => return Err(Failure::read(&err)),
                     }
                 }
-                self.server_closing = true;
+                if filled - head.len > limit {
+                    return Err(self.oversized(head.status, filled - head.len));
+                }
                 judge(
                     head.status,
                     self.sent_body(closing),
@@ -181,12 +225,16 @@ impl HttpConnection {
         }
     }
 
-    /// Decodes a chunked body (the rare path: our servers send Content-Length). Returns the
-    /// bytes consumed and the decoded body.
+    /// Decodes a chunked body (the rare path: our servers send Content-Length) of at most
+    /// `limit` bytes. Returns the bytes consumed and the decoded body. Every part a server
+    /// controls is bounded: a chunk-size line to [`MAX_CHUNK_LINE`], the body to `limit`, the
+    /// trailers to [`MAX_HEAD`].
     async fn read_chunked(
         &mut self,
         mut at: usize,
         mut filled: usize,
+        status: u16,
+        limit: usize,
     ) -> Result<(usize, Vec<u8>), Failure> {
         let mut body = Vec::new();
         loop {
@@ -197,14 +245,23 @@ impl HttpConnection {
                 {
                     break at + pos;
                 }
+                if filled - at > MAX_CHUNK_LINE {
+                    return Err(Failure::ProtocolError(format!(
+                        "chunk-size line longer than {MAX_CHUNK_LINE} bytes"
+                    )));
+                }
                 filled = self.read_more(filled).await?;
             };
             let line = std::str::from_utf8(&self.buffer[at..line_end]).unwrap_or("");
             let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|_| Failure::ProtocolError(format!("bad chunk size line {line:?}")))?;
+            if size > limit - body.len() {
+                return Err(self.oversized(status, body.len().saturating_add(size)));
+            }
             at = line_end + 2;
             if size == 0 {
                 // Optional trailers, then an empty line.
+                let trailers = at;
                 loop {
                     match self.buffer[at..filled]
                         .windows(2)
@@ -212,6 +269,11 @@ impl HttpConnection {
                     {
                         Some(0) => return Ok((at + 2, body)),
                         Some(pos) => at += pos + 2,
+                        None if filled - trailers > MAX_HEAD => {
+                            return Err(Failure::ProtocolError(format!(
+                                "chunked trailers larger than {MAX_HEAD} bytes"
+                            )));
+                        }
                         None => filled = self.read_more(filled).await?,
                     }
                 }
@@ -249,7 +311,7 @@ impl Connection for HttpConnection {
             closing_id_offset,
             payload: config.payload,
             buffer: vec![0; (config.size + 1024).clamp(16 * 1024, 1 << 20)],
-            server_closing: false,
+            spent: false,
         })
     }
 
@@ -275,7 +337,7 @@ impl Connection for HttpConnection {
     }
 
     fn reusable(&self) -> bool {
-        !self.server_closing
+        !self.spent
     }
 
     async fn close(self) {
