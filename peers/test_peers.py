@@ -80,9 +80,13 @@ class Peer:
         self.stderr.seek(0)
         return self.stderr.read().decode(errors="replace")
 
-    def stop(self) -> None:
-        """SIGTERM, then exit code 0 within 5 s and nothing more on stdout."""
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, signalled: bool = False) -> None:
+        """SIGTERM (unless the test has `signalled` it already), then exit code 0 within 5 s
+        and nothing more on stdout. A second SIGTERM is not sent to a peer already shutting
+        down: once its event loop has closed, Python has put the default action back, and the
+        signal would kill it on its way out."""
+        if not signalled:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(EXIT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -411,7 +415,7 @@ class WebSocketPeers(unittest.TestCase):
             self.assertEqual((opcode, payload[:2]), (CLOSE_OP, struct.pack("!H", 1001)))
             write_frame(ws.sock, CLOSE_OP, payload[:2], masked=True)
             ws.close()
-        peer.stop()
+        peer.stop(signalled=True)
 
     def test_node_ws(self) -> None:
         """node-ws echoes text, binary and pings on /ws and /, and stops on SIGTERM."""

@@ -81,6 +81,12 @@ pub struct Args {
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
 
+    /// Open at most N new connections per second, in total: the initial ramp and every
+    /// replacement (-r) are paced, so a server's accept backlog is not flooded (whose dropped
+    /// SYNs would be measured as seconds of connect latency). [default: as fast as possible]
+    #[arg(long, value_name = "N")]
+    pub connect_rate: Option<f64>,
+
     /// Message size in bytes; each message is unique (its first 16 bytes carry its id).
     #[arg(short, long, value_name = "BYTES", default_value_t = 32)]
     pub size: usize,
@@ -189,6 +195,7 @@ impl Args {
             connect_timeout: self.connect_timeout.unwrap_or(self.timeout),
             threads: self.threads.map_or(defaults.threads, NonZeroUsize::get),
             allow_remote: self.allow_remote,
+            connect_rate: self.connect_rate,
             slo: self.slo.clone(),
             slo_abort: self.slo_abort,
             ..defaults

@@ -55,6 +55,32 @@ pub fn corrected(intended: Instant, ready: Instant, sent: Instant, received: Ins
     received.saturating_duration_since(sent) + ready.saturating_duration_since(intended)
 }
 
+/// `--connect-rate`: when a worker's next connection attempt may start. Attempts are spaced
+/// `interval` apart (the worker's share of the rate); one that is due late starts at once and
+/// the next is spaced from it, so a slow connect never releases a burst to catch up.
+#[derive(Debug, Clone)]
+pub struct ConnectPacer {
+    next: Instant,
+    interval: Duration,
+}
+
+impl ConnectPacer {
+    /// A pacer allowing `rate` attempts per second from `origin` on.
+    pub fn new(origin: Instant, rate: f64) -> ConnectPacer {
+        ConnectPacer {
+            next: origin,
+            interval: Duration::from_secs_f64(1.0 / rate),
+        }
+    }
+
+    /// When the attempt asked for `now` may start; books that slot.
+    pub fn slot(&mut self, now: Instant) -> Instant {
+        let at = self.next.max(now);
+        self.next = at + self.interval;
+        at
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +94,18 @@ mod tests {
         let mut third = Schedule::new(origin, 1000.0, 4, 2);
         assert_eq!([0; 3].map(|_| first.next_send()), [ms(0), ms(4), ms(8)]);
         assert_eq!([0; 3].map(|_| third.next_send()), [ms(2), ms(6), ms(10)]);
+    }
+
+    /// 100 attempts/s: slots 10 ms apart from the origin; a late request starts at once and
+    /// pushes the following slots back instead of bunching them.
+    #[test]
+    fn connect_pacing() {
+        let origin = Instant::now();
+        let ms = |n: u64| origin + Duration::from_millis(n);
+        let mut pacer = ConnectPacer::new(origin, 100.0);
+        assert_eq!([0; 3].map(|_| pacer.slot(origin)), [ms(0), ms(10), ms(20)]);
+        assert_eq!(pacer.slot(ms(55)), ms(55));
+        assert_eq!(pacer.slot(ms(56)), ms(65));
     }
 
     /// Waiting for the connection is charged; waiting for the timer is not.

@@ -23,7 +23,7 @@ use crate::error::Failure;
 use crate::protocol::Connection;
 use crate::quota::{Claim, Quota};
 use crate::recorder::Recorder;
-use crate::schedule::{self, Schedule};
+use crate::schedule::{self, ConnectPacer, Schedule};
 use crate::target::Target;
 
 /// When the phases of a run begin and end (shared by all workers).
@@ -114,6 +114,8 @@ struct Ctx {
     recorder: RefCell<Recorder>,
     /// What this worker may still start (`-n` share, `-r` per connection).
     quota: RefCell<Quota>,
+    /// `--connect-rate`: this worker's share of it.
+    connects: Option<RefCell<ConnectPacer>>,
     /// The next message id.
     next_id: Cell<u64>,
 }
@@ -143,9 +145,18 @@ async fn supervise<C: Connection + 'static>(
     events: UnboundedSender<Event>,
 ) {
     let worker = share.id;
+    // This worker's share of --connect-rate: in proportion to its connections.
+    let connects = config.connect_rate.map(|rate| {
+        let share = rate * share.clients.len() as f64 / f64::from(config.connections.max(1));
+        RefCell::new(ConnectPacer::new(
+            timing.start,
+            share.max(f64::MIN_POSITIVE),
+        ))
+    });
     let ctx = Rc::new(Ctx {
         recorder: RefCell::new(Recorder::new(config.rate.is_some())),
         quota: RefCell::new(Quota::new(config.roundtrips, share.quota)),
+        connects,
         next_id: Cell::new((worker as u64) << 48),
         config,
         target,
@@ -260,6 +271,10 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32) {
         let Some(claim) = ctx.quota.borrow_mut().connect() else {
             return;
         };
+        if let Some(pacer) = &ctx.connects {
+            let slot = pacer.borrow_mut().slot(Instant::now());
+            sleep_until(slot).await;
+        }
         let began = Instant::now();
         let connected = timeout(config.connect_timeout, C::connect(&ctx.target, &config))
             .await

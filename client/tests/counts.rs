@@ -136,3 +136,26 @@ async fn json_payloads_through_json_endpoints() {
         }
     }
 }
+
+/// `--connect-rate 100`: 20 connections (4 clients, each replaced after one round trip) are
+/// paced at 100/s in total: one thread spaces its 20 by 10 ms (the last 190 ms in), two
+/// threads their 10 each by 20 ms (the last 180 ms in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_rate_spaces_connections() {
+    let srv = Fixture::start(Impl::Tcp).await.unwrap();
+    for threads in [1, 2] {
+        let c = Config {
+            connect_rate: Some(100.0),
+            ..config(srv.url(), 4, 1, 20, threads)
+        };
+        let started = std::time::Instant::now();
+        let report = run(c, RunOptions::default()).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(report.summary.connections_opened, 20, "t={threads}");
+        assert_eq!(report.summary.round_trips, 20, "t={threads}");
+        assert!(
+            took >= Duration::from_millis(180),
+            "t={threads}: 20 connects at 100/s took only {took:?}"
+        );
+    }
+}

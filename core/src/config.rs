@@ -118,6 +118,10 @@ pub struct Config {
     pub threads: usize,
     /// Whether targets outside loopback are allowed.
     pub allow_remote: bool,
+    /// New connections per second in total, for the initial ramp and every replacement
+    /// (`--connect-rate`); `None` opens them as fast as they can be made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_rate: Option<f64>,
     /// Objectives the run is judged against (`--slo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<crate::slo::Slo>,
@@ -151,6 +155,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             threads: crate::monitor::allowed_cpus().len().max(1),
             allow_remote: false,
+            connect_rate: None,
             slo: None,
             slo_abort: None,
         }
@@ -210,6 +215,13 @@ impl Config {
                     "--payload json needs --size {MIN_JSON_SIZE} or more (the smallest JSON message)"
                 )));
             }
+        }
+        if let Some(rate) = self.connect_rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "--connect-rate must be a positive number of connections per second, not {rate}"
+            )));
         }
         if let Some(slo) = &self.slo {
             if self.rate.is_none()
@@ -327,6 +339,11 @@ mod tests {
             ),
             (Box::new(|c| c.rate = Some(0.0)), "--rate"),
             (Box::new(|c| c.rate = Some(f64::NAN)), "--rate"),
+            (Box::new(|c| c.connect_rate = Some(0.0)), "--connect-rate"),
+            (
+                Box::new(|c| c.connect_rate = Some(f64::INFINITY)),
+                "--connect-rate",
+            ),
             (Box::new(|c| c.size = MAX_SIZE + 1), "--size"),
             (
                 Box::new(|c| {
