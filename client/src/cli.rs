@@ -91,12 +91,12 @@ pub struct Args {
     #[arg(short, long, value_name = "BYTES", default_value_t = 32)]
     pub size: usize,
 
-    /// WebSocket message type.
+    /// WebSocket message type: binary or text.
     #[arg(long, default_value = "binary", value_parser = choice(WsMode::ALL))]
     pub ws_mode: WsMode,
 
-    /// HTTP bodies: raw bytes, or a compact JSON object for JSON endpoints such as /json
-    /// (re-serialized by the server, the echo must still be byte-identical).
+    /// HTTP bodies: raw (bytes) or json (a compact JSON object for JSON endpoints such as /json
+    /// (re-serialized by the server, the echo must still be byte-identical)).
     #[arg(long, default_value = "raw", value_parser = choice(Payload::ALL))]
     pub payload: Payload,
 
