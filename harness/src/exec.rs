@@ -16,8 +16,7 @@ use crate::binaries;
 use crate::config::HarnessConfig;
 use crate::cpuset::CpuSet;
 use crate::exit;
-use crate::server::Launch;
-use crate::session::{Check, Session};
+use crate::session::{Pinning, Session};
 
 /// Options of `exec`.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,40 +77,34 @@ pub fn main(args: &ExecArgs) -> u8 {
     };
     let (server_cpus, client_cpus) =
         CpuSet::split(&CpuSet::new(echobench_core::monitor::allowed_cpus()));
-    let cwd = std::env::current_dir().unwrap_or_default();
     let log = args.server_log.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("echo-harness-exec-{}.log", std::process::id()))
     });
-    let launch = Launch {
-        spec: &spec,
+    let pinning = Pinning {
         bins: &bins,
-        cpus: &server_cpus,
+        server_cpus: &server_cpus,
+        client_cpus: &client_cpus,
         ready_timeout: Duration::from_secs(30),
-        log: log.clone(),
-        base_dir: &cwd,
     };
     let interrupt = CancellationToken::new();
     runtime.block_on(async {
         crate::runtime::watch_signals(interrupt.clone(), "interrupted: stopping the command");
-        let check = Check {
-            size: 32,
-            payload: spec.payload,
-            timeout: Duration::from_secs(10),
-            allow_remote: false,
-        };
-        let grace = Duration::from_secs(5);
-        let session = match Session::start(&launch, check, grace).await {
-            Ok(session) => session,
+        let started = Session::run_once(
+            &spec,
+            &pinning,
+            log.clone(),
+            &args.command,
+            args.limit,
+            &interrupt,
+        )
+        .await;
+        let (url, ran) = match started {
+            Ok(done) => done,
             Err(err) => {
                 eprintln!("Error: {err}");
                 return exit::FAILURE;
             }
         };
-        let ran = session
-            .run(&args.command, &client_cpus, args.limit, &interrupt)
-            .await;
-        let url = session.url().to_owned();
-        session.stop(grace).await;
         match ran.stdout {
             Ok(stdout) => {
                 if args.server_log.is_none() {

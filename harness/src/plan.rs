@@ -268,50 +268,26 @@ fn run_name(date: &str, host: &str, revision: &str, label: Option<&str>) -> Stri
 mod tests {
     use super::*;
 
-    fn args(flags: &[&str]) -> Overrides {
-        let mut o = Overrides {
-            out: PathBuf::from("results"),
-            ..Overrides::default()
-        };
-        let mut flags = flags.iter();
-        while let Some(&flag) = flags.next() {
-            let mut value = || flags.next().map(|v| (*v).to_owned()).unwrap_or_default();
-            match flag {
-                "--quick" => o.quick = true,
-                "--trials" => o.trials = value().parse().ok(),
-                "--only" => o.only = value().split(',').map(str::to_owned).collect(),
-                "--label" => o.label = Some(value()),
-                other => panic!("no such flag in this test: {other}"),
-            }
-        }
-        o
-    }
-
-    fn resolve(flags: &[&str], cpus: &[usize]) -> anyhow::Result<Plan> {
+    fn resolve(overrides: &Overrides, cpus: &[usize]) -> anyhow::Result<Plan> {
         let loaded = Loaded {
             config: HarnessConfig::default_config().unwrap(),
             source: "built-in default".to_owned(),
             base_dir: PathBuf::from("/nowhere"),
         };
-        Plan::resolve(&args(flags), loaded, cpus, vec!["echo-harness".to_owned()])
+        Plan::resolve(overrides, loaded, cpus, vec!["echo-harness".to_owned()])
     }
 
     /// Overrides apply, CPUs split in halves, and nothing on the machine is touched.
     #[test]
     fn resolves_overrides() {
-        let plan = resolve(
-            &[
-                "--quick",
-                "--trials",
-                "2",
-                "--only",
-                "tcp,hyper",
-                "--label",
-                "x.1",
-            ],
-            &[0, 1, 2, 3],
-        )
-        .unwrap();
+        let overrides = Overrides {
+            quick: true,
+            trials: Some(2),
+            only: vec!["tcp".to_owned(), "hyper".to_owned()],
+            label: Some("x.1".to_owned()),
+            ..Overrides::default()
+        };
+        let plan = resolve(&overrides, &[0, 1, 2, 3]).unwrap();
         assert_eq!(plan.config.run.trials, 2);
         assert!(plan.quick);
         assert!(
@@ -329,21 +305,39 @@ mod tests {
     /// Each bad combination is refused with a message naming the flag.
     #[test]
     fn refuses_bad_flags() {
-        let cases: [(&[&str], &str); 3] = [
-            (&["--trials", "0"], "--trials must be at least 1"),
-            (&["--only", "nginx"], "--only names `nginx`"),
-            (&["--label", "a/b"], "--label `a/b`"),
+        let cases = [
+            (
+                Overrides {
+                    trials: Some(0),
+                    ..Overrides::default()
+                },
+                "--trials must be at least 1",
+            ),
+            (
+                Overrides {
+                    only: vec!["nginx".to_owned()],
+                    ..Overrides::default()
+                },
+                "--only names `nginx`",
+            ),
+            (
+                Overrides {
+                    label: Some("a/b".to_owned()),
+                    ..Overrides::default()
+                },
+                "--label `a/b`",
+            ),
         ];
-        for (flags, needle) in cases {
-            let err = format!("{:#}", resolve(flags, &[0, 1]).unwrap_err());
-            assert!(err.contains(needle), "{flags:?}: {err}");
+        for (overrides, needle) in cases {
+            let err = format!("{:#}", resolve(&overrides, &[0, 1]).unwrap_err());
+            assert!(err.contains(needle), "{needle}: {err}");
         }
     }
 
     /// With one CPU, server and client share it, and the plan says so.
     #[test]
     fn warns_about_shared_cpus() {
-        let plan = resolve(&[], &[0]).unwrap();
+        let plan = resolve(&Overrides::default(), &[0]).unwrap();
         assert_eq!(plan.warnings.len(), 1);
         assert!(
             plan.warnings[0].contains("share CPUs"),

@@ -4,6 +4,7 @@
 //! work done against it (CPU, steal, wall time), then stop it and make sure its whole group
 //! is gone.
 
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use echobench_core::monitor::{Bracket, Bracketed, CpuOf};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::binaries::Binaries;
+use crate::config::ServerSpec;
 use crate::cpuset::CpuSet;
 use crate::process::{self, Stopped};
 use crate::sampler;
@@ -71,7 +74,7 @@ impl Session {
         check: Check,
         grace: Duration,
     ) -> Result<Session, StartError> {
-        let mut server = RunningServer::start(launch)
+        let server = RunningServer::start(launch)
             .await
             .map_err(StartError::Start)?;
         let idle = sampler::read_group(server.pgid());
@@ -80,7 +83,6 @@ impl Session {
             server.stop(grace).await;
             return Err(StartError::Check { reason, tail });
         }
-        let _ = server.exited();
         Ok(Session { server, idle })
     }
 
@@ -140,6 +142,56 @@ impl Session {
     pub async fn stop(self, grace: Duration) -> Stopped {
         self.server.stop(grace).await
     }
+
+    /// One command against a fresh server, the whole of a crosscheck run or of `exec`:
+    /// starts `spec` pinned to `pinning.server_cpus` (stderr to `log`), checks a 32-byte echo,
+    /// runs `argv` on `pinning.client_cpus` for at most `limit`, and stops the server again.
+    /// Returns the server's URL and what the command printed and cost.
+    pub async fn run_once(
+        spec: &ServerSpec,
+        pinning: &Pinning<'_>,
+        log: PathBuf,
+        argv: &[String],
+        limit: Duration,
+        interrupt: &CancellationToken,
+    ) -> Result<(String, Ran), StartError> {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let launch = Launch {
+            spec,
+            bins: pinning.bins,
+            cpus: pinning.server_cpus,
+            ready_timeout: pinning.ready_timeout,
+            log,
+            base_dir: &cwd,
+        };
+        let check = Check {
+            size: 32,
+            payload: spec.payload,
+            timeout: Duration::from_secs(10),
+            allow_remote: false,
+        };
+        let grace = Duration::from_secs(5);
+        let session = Session::start(&launch, check, grace).await?;
+        let ran = session
+            .run(argv, pinning.client_cpus, limit, interrupt)
+            .await;
+        let url = session.url().to_owned();
+        session.stop(grace).await;
+        Ok((url, ran))
+    }
+}
+
+/// Where [`Session::run_once`] puts the server and the command.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinning<'a> {
+    /// The echo binaries (`{bin}`).
+    pub bins: &'a Binaries,
+    /// The server's CPUs.
+    pub server_cpus: &'a CpuSet,
+    /// The command's CPUs.
+    pub client_cpus: &'a CpuSet,
+    /// Longest wait for the server's readiness.
+    pub ready_timeout: Duration,
 }
 
 async fn run_child(

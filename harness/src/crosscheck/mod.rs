@@ -19,12 +19,11 @@ use std::time::{Duration, SystemTime};
 use echobench_core::monitor::{Bracket, CpuOf};
 use tokio_util::sync::CancellationToken;
 
-use crate::binaries::{self, Binaries};
+use crate::binaries;
 use crate::config::HarnessConfig;
 use crate::cpuset::CpuSet;
 use crate::exit;
-use crate::server::Launch;
-use crate::session::{Check, Session};
+use crate::session::{Pinning, Session};
 use table::Setup;
 use tools::{Group, Measured, Tool};
 use verdict::{Verdict, judge};
@@ -152,11 +151,11 @@ async fn crosscheck(args: &CrosscheckArgs) -> Result<u8, String> {
         bins: &bins,
         server_cpus: &server_cpus,
         client_cpus: &client_cpus,
-        out: &out,
+        ready_timeout: Duration::from_secs(10),
     };
     for round in 1..=rounds {
         for tool in &tools {
-            let row = measure(&pinning, tool, round, duration).await;
+            let row = measure(&pinning, &out, tool, round, duration).await;
             match &row.measured {
                 Ok(m) => eprintln!(
                     "[round {round}] {}: {:.0} rt/s, {:.2} CPU µs/rt",
@@ -192,16 +191,15 @@ async fn crosscheck(args: &CrosscheckArgs) -> Result<u8, String> {
     })
 }
 
-/// Where the server and the tools run.
-struct Pinning<'a> {
-    bins: &'a Binaries,
-    server_cpus: &'a CpuSet,
-    client_cpus: &'a CpuSet,
-    out: &'a std::path::Path,
-}
-
-/// One run of `tool` against a fresh session of its group's reference server.
-async fn measure(pinning: &Pinning<'_>, tool: &Tool, round: u32, duration: Duration) -> Row {
+/// One run of `tool` against a fresh session of its group's reference server (its stderr
+/// in `out`).
+async fn measure(
+    pinning: &Pinning<'_>,
+    out: &std::path::Path,
+    tool: &Tool,
+    round: u32,
+    duration: Duration,
+) -> Row {
     let failed = |reason: String| Row {
         round,
         tool: tool.clone(),
@@ -215,36 +213,13 @@ async fn measure(pinning: &Pinning<'_>, tool: &Tool, round: u32, duration: Durat
         Ok(spec) => spec,
         Err(err) => return failed(err),
     };
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let launch = Launch {
-        spec: &spec,
-        bins: pinning.bins,
-        cpus: pinning.server_cpus,
-        ready_timeout: Duration::from_secs(10),
-        log: pinning.out.join(format!("server-{implementation}.log")),
-        base_dir: &cwd,
-    };
-    let grace = Duration::from_secs(5);
-    let check = Check {
-        size: 32,
-        payload: spec.payload,
-        timeout: Duration::from_secs(10),
-        allow_remote: false,
-    };
-    let session = match Session::start(&launch, check, grace).await {
-        Ok(session) => session,
+    let log = out.join(format!("server-{implementation}.log"));
+    let limit = duration + Duration::from_secs(30);
+    let interrupt = CancellationToken::new();
+    let ran = match Session::run_once(&spec, pinning, log, &tool.argv, limit, &interrupt).await {
+        Ok((_, ran)) => ran,
         Err(err) => return failed(err.to_string()),
     };
-    let limit = duration + Duration::from_secs(30);
-    let ran = session
-        .run(
-            &tool.argv,
-            pinning.client_cpus,
-            limit,
-            &CancellationToken::new(),
-        )
-        .await;
-    session.stop(grace).await;
     Row {
         round,
         tool: tool.clone(),
