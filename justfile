@@ -49,6 +49,10 @@ wrk-servers ROUNDS="3" DURATION="10s":
 open-loop-stall DURATION="10s" RATE="10000":
     scripts/open-loop-stall.sh {{DURATION}} {{RATE}}
 
+# The open-loop pacer's precision at fixed rates against the pinned tcp server.
+pacer DURATION="5s":
+    scripts/pacer.sh {{DURATION}}
+
 # A/B two echo-client binaries against one pinned hyper server, closed loop and at a fixed rate.
 client-ab A B ROUNDS="4" RATE="30000":
     scripts/client-ab.sh {{A}} {{B}} {{ROUNDS}} {{RATE}}

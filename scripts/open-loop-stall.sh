@@ -5,8 +5,7 @@
 # beside the latency from its actual send (uncorrected) and how many sends ran late.
 # Server pinned to CPU 0 (--threads 1), client to CPU 1 (-t 1).
 # Usage: scripts/open-loop-stall.sh [DURATION] [RATE] [STALL] [CONNECTIONS]
-#        (defaults: 10s 10000 100ms 64; keep CONNECTIONS / RATE at several milliseconds, because
-#        tokio's timer wheel has 1 ms resolution: see "Open loop" in the README)
+#        (defaults: 10s 10000 100ms 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10s}

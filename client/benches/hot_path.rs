@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use echo_client::message;
-use echo_client::recorder::Recorder;
+use echo_client::recorder::{Paced, Recorder};
 
 const SIZES: [usize; 2] = [32, 4096];
 
@@ -40,7 +40,12 @@ fn hot_path(c: &mut Criterion) {
             b.iter(|| {
                 id += 1;
                 let took = Duration::from_nanos(40_000 + (id & 0xfff));
-                open_loop.round_trip(took, size, size, Some((took * 2, id & 1 == 0)));
+                let paced = Paced {
+                    corrected: took * 2,
+                    held: id & 1 == 0,
+                    lag: Duration::from_nanos(id & 0x3fff),
+                };
+                open_loop.round_trip(took, size, size, Some(paced));
             });
         });
     }

@@ -34,6 +34,7 @@ pub mod schedule;
 pub mod summary;
 pub mod target;
 
+mod pacer;
 mod progress;
 mod quota;
 mod timeline;

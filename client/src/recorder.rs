@@ -8,8 +8,20 @@ use std::time::{Duration, SystemTime};
 
 use echobench_core::latency::{self, nanos};
 use echobench_core::measurement::{Measurement, Second};
+use echobench_core::thresholds::PACER_LATE;
 
 use crate::error::Failure;
+
+/// Open loop: how one send kept to its schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paced {
+    /// Latency from the intended send (see [`crate::schedule::corrected`]).
+    pub corrected: Duration,
+    /// The connection was still busy (waiting for an echo or a reconnect) when the send was due.
+    pub held: bool,
+    /// How long after it could go (due, or free if later) the message left.
+    pub lag: Duration,
+}
 
 /// What virtual clients record into.
 #[derive(Debug)]
@@ -60,14 +72,14 @@ impl Recorder {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// A round trip completed: its latency, the bytes moved, and in open loop its corrected
-    /// latency and whether its send was held back.
+    /// A round trip completed: its latency, the bytes moved, and in open loop how its send
+    /// kept to the schedule.
     pub fn round_trip(
         &mut self,
         took: Duration,
         sent: usize,
         received: usize,
-        corrected: Option<(Duration, bool)>,
+        paced: Option<Paced>,
     ) {
         let t = &mut self.totals;
         t.counts.round_trips += 1;
@@ -76,14 +88,18 @@ impl Recorder {
         latency::record(&mut t.latencies.round_trip, nanos(took));
         self.second.round_trips += 1;
         latency::record(&mut self.second.round_trip, nanos(took));
-        if let Some((corrected, late)) = corrected {
+        if let Some(paced) = paced {
             if let Some(h) = &mut t.latencies.corrected {
-                latency::record(h, nanos(corrected));
+                latency::record(h, nanos(paced.corrected));
             }
             if let Some(h) = &mut self.second.corrected {
-                latency::record(h, nanos(corrected));
+                latency::record(h, nanos(paced.corrected));
             }
-            t.counts.late_sends += u64::from(late);
+            if let Some(h) = &mut t.latencies.send_lag {
+                latency::record(h, nanos(paced.lag));
+            }
+            t.counts.late_sends += u64::from(paced.held);
+            t.counts.pacer_late_sends += u64::from(paced.lag > PACER_LATE);
         }
     }
 
@@ -132,20 +148,40 @@ mod tests {
             Duration::from_micros(50),
             60,
             70,
-            Some((Duration::from_micros(80), true)),
+            Some(Paced {
+                corrected: Duration::from_micros(80),
+                held: true,
+                lag: Duration::from_micros(3),
+            }),
+        );
+        r.round_trip(
+            Duration::from_micros(50),
+            60,
+            70,
+            Some(Paced {
+                corrected: Duration::from_micros(250),
+                held: false,
+                lag: Duration::from_micros(200),
+            }),
         );
         r.failed(&Failure::RoundTripTimeout);
         let second = r.take_second(0, Duration::from_secs(1));
-        assert_eq!((second.index, second.round_trips, second.errors), (0, 1, 1));
+        assert_eq!((second.index, second.round_trips, second.errors), (0, 2, 1));
         assert_eq!(second.duration, Duration::from_secs(1));
-        assert_eq!(second.round_trip.len(), 1);
-        assert_eq!(second.corrected.as_ref().unwrap().len(), 1);
+        assert_eq!(second.round_trip.len(), 2);
+        assert_eq!(second.corrected.as_ref().unwrap().len(), 2);
         let t = r.totals();
         let c = t.counts;
         assert_eq!(
-            (c.round_trips, c.bytes_sent, c.bytes_received, c.late_sends),
-            (1, 60, 70, 1)
+            (c.round_trips, c.bytes_sent, c.bytes_received),
+            (2, 120, 140)
         );
+        assert_eq!(
+            (c.late_sends, c.pacer_late_sends),
+            (1, 1),
+            "held, then late by 200 µs"
+        );
+        assert_eq!(t.latencies.send_lag.as_ref().map(|h| h.len()), Some(2));
         assert_eq!((c.connections_opened, t.latencies.connect.len()), (1, 1));
         assert_eq!(t.errors.count(ErrorKind::RoundTripTimeout), 1);
         let next = r.take_second(1, Duration::from_secs(1));

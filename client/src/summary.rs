@@ -87,10 +87,12 @@ pub fn render(report: &Report) -> String {
     if let Some(late) = s.late_sends {
         let _ = writeln!(
             out,
-            "  Late sends   {} (held back by an unanswered echo or a reconnect)",
-            count(late)
+            "  Late sends   {} held back by an unanswered echo or a reconnect; {} late by the client (> 100 µs on a free connection)",
+            count(late),
+            count(s.pacer_late_sends.unwrap_or(0))
         );
     }
+
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -105,6 +107,9 @@ pub fn render(report: &Report) -> String {
     latency_row(&mut out, round_trip_name, &report.latency.round_trip);
     if let Some(corrected) = &report.latency.corrected {
         latency_row(&mut out, "corrected", corrected);
+    }
+    if let Some(lag) = &report.latency.send_lag {
+        latency_row(&mut out, "send lag", lag);
     }
     latency_row(&mut out, "connect", &report.latency.connect);
     let _ = writeln!(out);

@@ -20,9 +20,10 @@ use echobench_core::measurement::{Measurement, Second};
 use echobench_core::monitor;
 
 use crate::error::Failure;
+use crate::pacer::Pacer;
 use crate::protocol::Connection;
 use crate::quota::{Claim, Quota};
-use crate::recorder::Recorder;
+use crate::recorder::{Paced, Recorder};
 use crate::schedule::{self, ConnectPacer, Schedule};
 use crate::target::Target;
 
@@ -116,6 +117,8 @@ struct Ctx {
     quota: RefCell<Quota>,
     /// `--connect-rate`: this worker's share of it.
     connects: Option<RefCell<ConnectPacer>>,
+    /// `--rate`: releases each send at its intended instant.
+    pacer: Option<Pacer>,
     /// The next message id.
     next_id: Cell<u64>,
 }
@@ -153,7 +156,22 @@ async fn supervise<C: Connection + 'static>(
             share.max(f64::MIN_POSITIVE),
         ))
     });
+    let pacer = match config
+        .rate
+        .map(|_| Pacer::new(share.clients.len()))
+        .transpose()
+    {
+        Ok(pacer) => pacer,
+        Err(err) => {
+            let _ = events.send(Event::Failed {
+                worker,
+                reason: format!("cannot create the open-loop pacer's timer (timerfd): {err}"),
+            });
+            return;
+        }
+    };
     let ctx = Rc::new(Ctx {
+        pacer,
         recorder: RefCell::new(Recorder::new(config.rate.is_some())),
         quota: RefCell::new(Quota::new(config.roundtrips, share.quota)),
         connects,
@@ -163,13 +181,24 @@ async fn supervise<C: Connection + 'static>(
         timing,
     });
     let mut clients = JoinSet::new();
-    for &index in &share.clients {
-        clients.spawn_local(virtual_client::<C>(Rc::clone(&ctx), index));
+    for (slot, &index) in share.clients.iter().enumerate() {
+        clients.spawn_local(virtual_client::<C>(Rc::clone(&ctx), index, slot));
     }
+    let pacer = ctx.pacer.is_some().then(|| {
+        let ctx = Rc::clone(&ctx);
+        tokio::task::spawn_local(async move {
+            if let Some(pacer) = &ctx.pacer
+                && let Err(err) = pacer.drive().await
+            {
+                tracing::error!(%err, "the open-loop pacer's timer failed");
+            }
+        })
+    });
 
     let one_second = Duration::from_secs(1);
     let mut measuring = timing.warmup_end <= timing.start;
     let mut cpu_start = monitor::thread_cpu();
+    let mut spin_start = Duration::ZERO;
     let mut second_start = timing.warmup_end;
     let mut next_tick = if measuring {
         timing.warmup_end + one_second
@@ -192,6 +221,7 @@ async fn supervise<C: Connection + 'static>(
                     // The warmup is over: forget it and start the clock.
                     ctx.recorder.borrow_mut().reset();
                     cpu_start = monitor::thread_cpu();
+                    spin_start = ctx.pacer.as_ref().map_or(Duration::ZERO, Pacer::idle_spin);
                     measuring = true;
                 }
                 next_tick += one_second;
@@ -224,14 +254,22 @@ async fn supervise<C: Connection + 'static>(
         });
     }
     let thread_cpu = monitor::thread_cpu().saturating_sub(cpu_start);
+    let idle_spin = ctx
+        .pacer
+        .as_ref()
+        .map_or(Duration::ZERO, |p| p.idle_spin().saturating_sub(spin_start));
     let mut measurement = recorder.totals().clone();
     measurement.counts.in_flight_at_deadline = in_flight;
     measurement.cpu.threads = 1;
     measurement.cpu.process = thread_cpu;
-    measurement.cpu.busiest_thread = thread_cpu;
+    measurement.cpu.busiest_thread = thread_cpu.saturating_sub(idle_spin);
+    measurement.cpu.idle_spin = idle_spin;
     drop(recorder);
     // Dropping the clients closes their connections; round trips in flight are abandoned.
     clients.abort_all();
+    if let Some(pacer) = pacer {
+        pacer.abort();
+    }
     let _ = events.send(Event::Done {
         worker,
         result: Box::new(Finished {
@@ -261,7 +299,8 @@ impl Backoff {
 
 /// One virtual client: connect, do its round trips, close, and start again at once, until the
 /// quota (if any) is used up.
-async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32) {
+/// `slot` is its index within the worker.
+async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot: usize) {
     let config = Arc::clone(&ctx.config);
     let mut schedule = config
         .rate
@@ -290,7 +329,7 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32) {
         };
         ctx.recorder.borrow_mut().connected(began.elapsed());
         backoff.reset();
-        let claim = session(&ctx, connection, claim, schedule.as_mut()).await;
+        let claim = session(&ctx, connection, claim, schedule.as_mut(), slot).await;
         ctx.quota.borrow_mut().release(claim);
     }
 }
@@ -302,6 +341,7 @@ async fn session<C: Connection>(
     mut connection: C,
     mut claim: Claim,
     mut schedule: Option<&mut Schedule>,
+    slot: usize,
 ) -> Claim {
     let config = &ctx.config;
     let mut healthy = true;
@@ -313,8 +353,8 @@ async fn session<C: Connection>(
         let intended = match schedule.as_deref_mut() {
             Some(schedule) => {
                 let due = schedule.next_send();
-                if due > Instant::now() {
-                    sleep_until(due).await;
+                if let Some(pacer) = &ctx.pacer {
+                    pacer.until(slot, due).await;
                 }
                 Some(due)
             }
@@ -329,9 +369,12 @@ async fn session<C: Connection>(
         recorder.settled();
         match result {
             Ok(Ok(transfer)) => {
-                let corrected = intended
-                    .map(|due| (schedule::corrected(due, ready, sent, received), ready > due));
-                recorder.round_trip(received - sent, transfer.sent, transfer.received, corrected);
+                let paced = intended.map(|due| Paced {
+                    corrected: schedule::corrected(due, ready, sent, received),
+                    held: ready > due,
+                    lag: sent.saturating_duration_since(due.max(ready)),
+                });
+                recorder.round_trip(received - sent, transfer.sent, transfer.received, paced);
             }
             Ok(Err(failure)) => {
                 recorder.failed(&failure);

@@ -90,6 +90,13 @@ async fn no_stall_no_correction() {
     assert!(late <= 1, "{late} late sends");
     assert_eq!(corrected.count, report.latency.round_trip.count);
     assert_eq!(corrected.p50, report.latency.round_trip.p50);
+    // Every send's lag behind its schedule is recorded, and counted apart from held sends.
+    let lag = report
+        .latency
+        .send_lag
+        .expect("open loop reports the send lag");
+    assert_eq!(lag.count, report.summary.round_trips);
+    assert!(report.summary.pacer_late_sends.is_some());
     assert!(
         (95..=103).contains(&report.summary.round_trips),
         "{}",

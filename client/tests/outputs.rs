@@ -95,7 +95,8 @@ errors_http_status,errors_protocol_error,latency_mean_us,latency_p50_us,latency_
 latency_p99_us,latency_p999_us,latency_p9999_us,latency_min_us,latency_max_us,connect_mean_us,\
 connect_p50_us,connect_p90_us,connect_p99_us,connect_p999_us,connect_p9999_us,connect_min_us,\
 connect_max_us,corrected_mean_us,corrected_p50_us,corrected_p90_us,corrected_p99_us,\
-corrected_p999_us,corrected_p9999_us,corrected_min_us,corrected_max_us,late_sends,client_cpu_s,\
+corrected_p999_us,corrected_p9999_us,corrected_min_us,corrected_max_us,late_sends,pacer_late_sends,\
+send_lag_p50_us,send_lag_p99_us,send_lag_max_us,client_cpu_s,\
 client_utilization,client_max_thread_utilization,client_cpu_us_per_round_trip,steal_percent,\
 client_saturated,high_steal,all_failed";
     assert_eq!(export::csv::header().join(","), expected);

@@ -26,8 +26,13 @@ pub struct Counts {
     pub connections_opened: u64,
     /// Connections that ended.
     pub connections_closed: u64,
-    /// Open loop: sends that left after their intended time.
+    /// Open loop: sends that left after their intended time because the connection was still
+    /// waiting for an echo (or a reconnect): the server's doing.
     pub late_sends: u64,
+    /// Open loop: sends that left more than [`crate::thresholds::PACER_LATE`] after their
+    /// intended time although the connection was free: the load generator's doing.
+    #[serde(default)]
+    pub pacer_late_sends: u64,
     /// Round trips sent but not answered when the window closed.
     pub in_flight_at_deadline: u64,
 }
@@ -41,6 +46,7 @@ impl Counts {
         self.connections_opened += other.connections_opened;
         self.connections_closed += other.connections_closed;
         self.late_sends += other.late_sends;
+        self.pacer_late_sends += other.pacer_late_sends;
         self.in_flight_at_deadline += other.in_flight_at_deadline;
     }
 }
@@ -54,6 +60,9 @@ pub struct Latencies {
     pub connect: Histogram<u64>,
     /// Open loop only: round-trip time from the intended send.
     pub corrected: Option<Histogram<u64>>,
+    /// Open loop only: how long after it could go (its intended time, or the echo that held
+    /// it back) each message was sent — the pacer's own precision.
+    pub send_lag: Option<Histogram<u64>>,
 }
 
 impl Latencies {
@@ -63,6 +72,7 @@ impl Latencies {
             round_trip: latency::histogram(),
             connect: latency::histogram(),
             corrected: open_loop.then(latency::histogram),
+            send_lag: open_loop.then(latency::histogram),
         }
     }
 
@@ -71,6 +81,7 @@ impl Latencies {
         latency::add(&mut self.round_trip, &other.round_trip);
         latency::add(&mut self.connect, &other.connect);
         add_optional(&mut self.corrected, other.corrected.as_ref());
+        add_optional(&mut self.send_lag, other.send_lag.as_ref());
     }
 }
 
@@ -188,8 +199,11 @@ pub struct CpuUse {
     pub capacity_cpus: f64,
     /// CPU time (user + system) of its processes over the window.
     pub process: Duration,
-    /// The busiest single worker thread's CPU time over the window.
+    /// The busiest single worker thread's CPU time over the window, its idle spin excluded.
     pub busiest_thread: Duration,
+    /// Open loop: CPU time the pacer spent busy-waiting for a send due within microseconds
+    /// while nothing else needed the thread (included in `process`; see the client's pacer).
+    pub idle_spin: Duration,
 }
 
 /// Everything a load generator measured over its window, mergeable.
@@ -287,6 +301,7 @@ impl Measurement {
         cpu.capacity_cpus += other.cpu.capacity_cpus;
         cpu.process += other.cpu.process;
         cpu.busiest_thread = cpu.busiest_thread.max(other.cpu.busiest_thread);
+        cpu.idle_spin += other.cpu.idle_spin;
         self.steal_percent = match (self.steal_percent, other.steal_percent) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -343,6 +358,7 @@ mod tests {
             capacity_cpus: 1.0,
             process: Duration::from_millis(500),
             busiest_thread: Duration::from_millis(500),
+            idle_spin: Duration::from_millis(10),
         };
         let mut b = worker(0, &[400], false);
         b.cpu = CpuUse {
@@ -351,6 +367,7 @@ mod tests {
             capacity_cpus: 1.0,
             process: Duration::from_millis(700),
             busiest_thread: Duration::from_millis(700),
+            idle_spin: Duration::from_millis(20),
         };
         b.steal_percent = Some(2.0);
         a.merge(&b);
@@ -368,6 +385,7 @@ mod tests {
         assert_eq!(a.cpu.allowed_cpus, [1, 2]);
         assert_eq!(a.cpu.process, Duration::from_millis(1200));
         assert_eq!(a.cpu.busiest_thread, Duration::from_millis(700));
+        assert_eq!(a.cpu.idle_spin, Duration::from_millis(30));
         assert_eq!(a.steal_percent, Some(2.0));
     }
 

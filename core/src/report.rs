@@ -116,6 +116,10 @@ pub struct Summary {
     /// Open loop only: sends that went out after their intended time because the connection
     /// was still waiting for an echo or a reconnect.
     pub late_sends: Option<u64>,
+    /// Open loop only: sends that went out more than 100 µs after their intended time
+    /// although the connection was free — late because of the client, not the server.
+    #[serde(default)]
+    pub pacer_late_sends: Option<u64>,
 }
 
 /// Latency percentiles in nanoseconds.
@@ -127,6 +131,9 @@ pub struct Latency {
     pub connect: Percentiles,
     /// Open loop only: round-trip time from the intended send (corrected for coordinated omission).
     pub corrected: Option<Percentiles>,
+    /// Open loop only: how long after it could go each message was sent (the pacer's precision).
+    #[serde(default)]
+    pub send_lag: Option<Percentiles>,
 }
 
 /// The client's own resource use.
@@ -140,11 +147,17 @@ pub struct ClientLoad {
     pub capacity_cpus: f64,
     /// Process CPU time (user + system) during the measured window.
     pub cpu_s: f64,
-    /// `cpu_s` divided by (measured seconds x capacity): 1.0 means the client had no CPU left.
+    /// The CPU the load needed — `cpu_s` less `pacer_spin_s` — divided by (measured seconds x
+    /// capacity): 1.0 means the client had no CPU left.
     pub utilization: f64,
+    /// Open loop: CPU seconds the pacer spent busy-waiting for a send due within microseconds
+    /// while nothing else needed the thread. Part of `cpu_s`; the client would have had it to
+    /// spare, so it is not in `utilization` or `cpu_us_per_round_trip`.
+    #[serde(default)]
+    pub pacer_spin_s: f64,
     /// The busiest worker thread's CPU time over the measured window, as a fraction of it.
     pub max_thread_utilization: f64,
-    /// Client CPU microseconds per completed round trip.
+    /// Client CPU microseconds per completed round trip (idle spin excluded).
     pub cpu_us_per_round_trip: Option<f64>,
     /// The machine's CPU steal over the measured window, in percent (`None` off Linux).
     pub steal_percent: Option<f64>,
@@ -182,6 +195,9 @@ pub struct Histograms {
     pub connect: String,
     /// Open loop only: corrected round-trip latency.
     pub corrected: Option<String>,
+    /// Open loop only: send lag.
+    #[serde(default)]
+    pub send_lag: Option<String>,
 }
 
 impl Histograms {
@@ -198,6 +214,11 @@ impl Histograms {
     /// Decodes the corrected histogram, if there is one.
     pub fn corrected(&self) -> Option<Result<Histogram<u64>, CodecError>> {
         self.corrected.as_deref().map(latency::decode)
+    }
+
+    /// Decodes the send-lag histogram, if there is one.
+    pub fn send_lag(&self) -> Option<Result<Histogram<u64>, CodecError>> {
+        self.send_lag.as_deref().map(latency::decode)
     }
 }
 
@@ -276,8 +297,9 @@ impl Report {
                 0.0
             }
         };
+        let working = m.cpu.process.saturating_sub(m.cpu.idle_spin).as_secs_f64();
         let utilization = if seconds > 0.0 && m.cpu.capacity_cpus > 0.0 {
-            m.cpu.process.as_secs_f64() / (seconds * m.cpu.capacity_cpus)
+            working / (seconds * m.cpu.capacity_cpus)
         } else {
             0.0
         };
@@ -318,11 +340,13 @@ impl Report {
                 in_flight_at_deadline: c.in_flight_at_deadline,
                 errors,
                 late_sends: open_loop.then_some(c.late_sends),
+                pacer_late_sends: open_loop.then_some(c.pacer_late_sends),
             },
             latency: Latency {
                 round_trip: Percentiles::of(&m.latencies.round_trip),
                 connect: Percentiles::of(&m.latencies.connect),
                 corrected: m.latencies.corrected.as_ref().map(Percentiles::of),
+                send_lag: m.latencies.send_lag.as_ref().map(Percentiles::of),
             },
             errors: m.errors.clone(),
             client: ClientLoad {
@@ -331,9 +355,10 @@ impl Report {
                 capacity_cpus: m.cpu.capacity_cpus,
                 cpu_s: m.cpu.process.as_secs_f64(),
                 utilization,
+                pacer_spin_s: m.cpu.idle_spin.as_secs_f64(),
                 max_thread_utilization,
                 cpu_us_per_round_trip: (c.round_trips > 0)
-                    .then(|| m.cpu.process.as_secs_f64() * 1e6 / c.round_trips as f64),
+                    .then(|| working * 1e6 / c.round_trips as f64),
                 steal_percent: m.steal_percent,
             },
             flags: Flags {
@@ -350,6 +375,7 @@ impl Report {
                 round_trip: encode(&m.latencies.round_trip),
                 connect: encode(&m.latencies.connect),
                 corrected: m.latencies.corrected.as_ref().map(encode),
+                send_lag: m.latencies.send_lag.as_ref().map(encode),
             },
             config: context.config,
         }
@@ -374,6 +400,7 @@ impl Report {
                 connections_opened: s.connections_opened,
                 connections_closed: s.connections_closed,
                 late_sends: s.late_sends.unwrap_or(0),
+                pacer_late_sends: s.pacer_late_sends.unwrap_or(0),
                 in_flight_at_deadline: s.in_flight_at_deadline,
             },
             errors: self.errors.clone(),
@@ -388,6 +415,11 @@ impl Report {
                     .corrected()
                     .transpose()
                     .map_err(damaged("corrected"))?,
+                send_lag: self
+                    .histograms
+                    .send_lag()
+                    .transpose()
+                    .map_err(damaged("send-lag"))?,
             },
             timeline: self.timeline.clone(),
             cpu: CpuUse {
@@ -399,6 +431,8 @@ impl Report {
                     self.client.max_thread_utilization * self.measured_s,
                 )
                 .unwrap_or_default(),
+                idle_spin: Duration::try_from_secs_f64(self.client.pacer_spin_s)
+                    .unwrap_or_default(),
             },
             steal_percent: self.client.steal_percent,
         })

@@ -36,6 +36,7 @@ impl ReportBuilder {
             capacity_cpus: 1.0,
             process: Duration::ZERO,
             busiest_thread: Duration::ZERO,
+            idle_spin: Duration::ZERO,
         };
         ReportBuilder {
             config: Config {

@@ -45,6 +45,10 @@ pub fn header() -> Vec<String> {
     columns.extend(
         [
             "late_sends",
+            "pacer_late_sends",
+            "send_lag_p50_us",
+            "send_lag_p99_us",
+            "send_lag_max_us",
             "client_cpu_s",
             "client_utilization",
             "client_max_thread_utilization",
@@ -127,6 +131,10 @@ pub fn row(report: &Report) -> Vec<String> {
     let l = &report.client;
     row.extend([
         optional(s.late_sends),
+        optional(s.pacer_late_sends),
+        optional(report.latency.send_lag.as_ref().map(|p| micros(p.p50))),
+        optional(report.latency.send_lag.as_ref().map(|p| micros(p.p99))),
+        optional(report.latency.send_lag.as_ref().map(|p| micros(p.max))),
         format!("{:.6}", l.cpu_s),
         format!("{:.4}", l.utilization),
         format!("{:.4}", l.max_thread_utilization),

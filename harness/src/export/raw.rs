@@ -42,6 +42,8 @@ pub fn header() -> Vec<String> {
             "corrected_p50_us",
             "corrected_p99_us",
             "late_sends",
+            "pacer_late_sends",
+            "send_lag_p99_us",
             "client_cpu_utilization",
             "client_cpu_us_per_round_trip",
             "client_saturated",
@@ -133,6 +135,17 @@ fn row(t: &TrialResult) -> Vec<String> {
     push(
         r.and_then(|r| r.summary.late_sends)
             .map(|v| v.to_string())
+            .unwrap_or_default(),
+    );
+    push(
+        r.and_then(|r| r.summary.pacer_late_sends)
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+    );
+    push(
+        r.and_then(|r| r.latency.send_lag.as_ref())
+            .filter(|p| p.count > 0)
+            .map(|p| micros(p.p99))
             .unwrap_or_default(),
     );
     push(num(r.map(|r| r.client.utilization), 4));
