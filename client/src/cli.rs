@@ -23,7 +23,8 @@ Exit codes:
   0    the run completed (errors during the load are data in the report)
   1    the run could not be carried out, or an output file could not be written
   2    invalid flags or target URL (a non-loopback target needs --allow-remote)
-  3    the target could not be reached when the run started
+  3    the target could not be reached when the run started, or not every connection
+       opened within --warmup-timeout
   4    every round trip failed
   5    the run breached an --slo objective (or --slo-abort stopped it)
   130  interrupted by SIGINT/SIGTERM (the summary and files cover what ran)
@@ -63,10 +64,19 @@ pub struct Args {
     #[arg(short, long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
 
-    /// Load before the measured window; its samples are discarded. [default: 1s, or 0 with
+    /// Load before the measured window; its samples are discarded. It counts from the moment
+    /// every connection has opened once (see --warmup-timeout): the ramp, then this long at
+    /// the full load, so the window measures the steady load, not the ramp or the server's
+    /// recovery from it. 0 measures from the start, ramp included. [default: 1s, or 0 with
     /// --total]
     #[arg(long, value_parser = humantime::parse_duration)]
     pub warmup: Option<Duration>,
+
+    /// The longest the load may take to open every connection (from the start). If some have
+    /// not opened by then, the run fails (exit 3) saying how many did and what the others ran
+    /// into.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub warmup_timeout: Duration,
 
     /// Stop after exactly N round trips (completed or failed) instead of at the deadline;
     /// with -r R > 0, exactly ceil(N/R) connections are opened. For deterministic runs.
@@ -186,6 +196,7 @@ impl Args {
             } else {
                 defaults.warmup
             }),
+            warmup_timeout: self.warmup_timeout,
             total: self.total,
             rate: self.rate,
             size: self.size,
@@ -231,7 +242,7 @@ pub fn run(args: &Args) -> u8 {
             eprintln!("Error: {err}");
             return match err {
                 RunError::Config(_) | RunError::Target(_) => exit::USAGE,
-                RunError::Unreachable { .. } => exit::UNREACHABLE,
+                RunError::Unreachable { .. } | RunError::Ramp { .. } => exit::UNREACHABLE,
                 RunError::Setup(_) => exit::FAILURE,
             };
         }

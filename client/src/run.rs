@@ -5,15 +5,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use echobench_core::config::{Config, ConfigError};
+use echobench_core::error::ErrorLog;
+use echobench_core::format::count;
 use echobench_core::measurement::{Measurement, Second};
 use echobench_core::monitor::{self, Bracket, CpuOf};
 use echobench_core::report::{Context, Report, TargetInfo, Tool};
 use echobench_core::slo::{Slo, Window};
-use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ErrorKind;
@@ -58,9 +61,40 @@ pub enum RunError {
         /// What to check, which depends on how far the attempt got.
         hint: &'static str,
     },
+    /// The warmup ran out of time before every connection had opened once.
+    #[error("only {opened} of {wanted} connections opened within --warmup-timeout {}{}; the server may cap its connections or its accept backlog, or be too slow to accept them: pace them with --connect-rate, lower -c, or raise --warmup-timeout", humantime::format_duration(*within), errors_in_brief(errors))]
+    Ramp {
+        /// Virtual clients that connected at least once.
+        opened: u32,
+        /// `-c`.
+        wanted: u32,
+        /// `--warmup-timeout`.
+        within: Duration,
+        /// What the connection attempts ran into meanwhile.
+        errors: ErrorLog,
+    },
     /// The machine could not run the workers (threads, runtimes, files).
     #[error("{0}")]
     Setup(String),
+}
+
+/// `(errors: connect_timeout 3,104 "connection timed out", ...)`, or nothing.
+fn errors_in_brief(errors: &ErrorLog) -> String {
+    if errors.kinds.is_empty() {
+        return String::new();
+    }
+    let kinds: Vec<String> = errors
+        .kinds
+        .iter()
+        .map(|(kind, entry)| {
+            let sample = entry
+                .samples
+                .first()
+                .map_or(String::new(), |s| format!(" \"{s}\""));
+            format!("{} {}{sample}", kind.name(), count(entry.count))
+        })
+        .collect();
+    format!(" (errors meanwhile: {})", kinds.join(", "))
 }
 
 /// Runs the load described by `config` and reports what it measured. Errors during the load
@@ -248,20 +282,25 @@ async fn drive<C: Connection + 'static>(
     let threads = config.threads.min(config.connections as usize).max(1);
     let config = Arc::new(config);
     let target = Arc::new(target);
-    let hdr_log = match &options.hdr_log {
-        Some(path) => Some(
-            HdrLog::create(path, SystemTime::now() + config.warmup).map_err(|err| {
-                RunError::Setup(format!("cannot write --hdr-log {}: {err}", path.display()))
-            })?,
-        ),
+    let hdr_log_error = |path: &std::path::Path, err| {
+        RunError::Setup(format!("cannot write --hdr-log {}: {err}", path.display()))
+    };
+    // Created now so that a bad path fails before the load; begun again when the window opens.
+    let mut hdr_log = match &options.hdr_log {
+        Some(path) => {
+            Some(HdrLog::create(path, SystemTime::now()).map_err(|e| hdr_log_error(path, e))?)
+        }
         None => None,
     };
 
     let start = Instant::now();
+    let (window_tx, window_rx) = watch::channel(config.warmup.is_zero().then_some(start));
+    let opened = Arc::new(AtomicU32::new(0));
     let timing = Timing {
         start,
-        warmup_end: start + config.warmup,
-        deadline: start + config.warmup + config.duration,
+        window: window_rx,
+        duration: config.duration,
+        opened: Arc::clone(&opened),
     };
     let stop = CancellationToken::new();
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -271,7 +310,7 @@ async fn drive<C: Connection + 'static>(
             share,
             Arc::clone(&config),
             Arc::clone(&target),
-            timing,
+            timing.clone(),
             stop.clone(),
             events_tx.clone(),
         )
@@ -286,8 +325,9 @@ async fn drive<C: Connection + 'static>(
         "load started"
     );
 
+    drop(timing);
     let mut sinks = Sinks {
-        hdr_log,
+        hdr_log: None,
         progress: LiveProgress::new(options.progress, &config),
         guard: config
             .slo
@@ -304,17 +344,48 @@ async fn drive<C: Connection + 'static>(
     let mut slo_aborted = false;
     let interrupt = options.interrupt.unwrap_or_default();
     let mut interrupted = false;
-    let mut window_open = config.warmup.is_zero();
+    let mut window_start = config.warmup.is_zero().then_some(start);
     let mut window = Bracket::open(CpuOf::Process);
+    if window_start.is_some() {
+        sinks.hdr_log = hdr_log.take();
+    }
+    // The warmup counts from the moment every connection has opened: the ramp, then
+    // `--warmup` of the full load, so the window starts steady.
+    let mut all_open_at: Option<Instant> = None;
+    let ramp_deadline = start + config.warmup_timeout;
+    // While the warmup runs, look every few milliseconds.
+    let mut ramp_check = tokio::time::interval(Duration::from_millis(5));
+    let mut ramp_failed: Option<u32> = None;
     let mut timeline = Timeline::new(threads);
     let mut finished: Vec<Finished> = Vec::with_capacity(threads);
     let mut done = 0;
     let mut failure: Option<String> = None;
     while done < threads {
         tokio::select! {
-            () = sleep_until(timing.warmup_end), if !window_open => {
-                window_open = true;
-                window = Bracket::open(CpuOf::Process);
+            _ = ramp_check.tick(), if window_start.is_none() && ramp_failed.is_none() => {
+                let now = Instant::now();
+                if all_open_at.is_none() && opened.load(Ordering::Relaxed) >= config.connections {
+                    all_open_at = Some(now);
+                    tracing::info!(ramp = ?now - start, "every connection open");
+                }
+                match all_open_at {
+                    Some(open) if now >= open + config.warmup => {
+                        window_start = Some(now);
+                        let _ = window_tx.send(Some(now));
+                        window = Bracket::open(CpuOf::Process);
+                        if let (Some(path), Some(_)) = (&options.hdr_log, &hdr_log) {
+                            sinks.hdr_log = Some(
+                                HdrLog::create(path, SystemTime::now())
+                                    .map_err(|e| hdr_log_error(path, e))?,
+                            );
+                        }
+                    }
+                    None if now >= ramp_deadline => {
+                        ramp_failed = Some(opened.load(Ordering::Relaxed));
+                        stop.cancel();
+                    }
+                    _ => {}
+                }
             }
             () = interrupt.cancelled(), if !interrupted => {
                 interrupted = true;
@@ -351,16 +422,33 @@ async fn drive<C: Connection + 'static>(
     if let Some(reason) = failure {
         return Err(RunError::Setup(reason));
     }
+    if let Some(opened) = ramp_failed {
+        let mut errors = ErrorLog::default();
+        for f in &finished {
+            if let Some(e) = &f.warmup_errors {
+                errors.merge(e);
+            }
+        }
+        return Err(RunError::Ramp {
+            opened,
+            wanted: config.connections,
+            within: config.warmup_timeout,
+            errors,
+        });
+    }
     if let Some(log) = sinks.hdr_log.as_mut() {
         log.finish()
             .map_err(|err| RunError::Setup(format!("cannot write the --hdr-log: {err}")))?;
     }
 
+    // Interrupted during the warmup, nothing was measured: the window is empty.
+    let window_start = window_start.unwrap_or_else(Instant::now);
     let stopped = finished
         .iter()
         .map(|f| f.stopped_at)
         .max()
-        .unwrap_or(timing.deadline);
+        .unwrap_or(window_start)
+        .max(window_start);
     let mut workers = finished.into_iter().map(|f| f.measurement);
     let Some(mut measurement) = workers.next() else {
         return Err(RunError::Setup("no worker reported".to_owned()));
@@ -372,7 +460,7 @@ async fn drive<C: Connection + 'static>(
     // steal are the coordinator's, read around the whole measured window.
     let allowed_cpus = monitor::allowed_cpus();
     measurement.started_at = bracket.started;
-    measurement.measured = stopped.saturating_duration_since(timing.warmup_end);
+    measurement.measured = stopped.saturating_duration_since(window_start);
     measurement.interrupted = interrupted;
     measurement.slo_aborted = slo_aborted;
     measurement.timeline = timeline;

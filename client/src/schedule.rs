@@ -35,6 +35,18 @@ impl Schedule {
         }
     }
 
+    /// Skips the sends due before `at`: a connection's first open, so that the sends it could
+    /// never have made while the load was still opening its connections are not fired in a
+    /// burst once it is open (nor charged to the server). Later waits, for a reconnect or an
+    /// echo, are the server's and are kept.
+    pub fn skip_to(&mut self, at: Instant) {
+        let since = at.saturating_duration_since(self.origin).as_nanos();
+        if since > self.offset {
+            let first = (since - self.offset).div_ceil(self.period);
+            self.next = self.next.max(first);
+        }
+    }
+
     /// The intended time of the next send; advances the schedule.
     pub fn next_send(&mut self) -> Instant {
         let at = self.offset + self.next * self.period;
@@ -94,6 +106,23 @@ mod tests {
         let mut third = Schedule::new(origin, 1000.0, 4, 2);
         assert_eq!([0; 3].map(|_| first.next_send()), [ms(0), ms(4), ms(8)]);
         assert_eq!([0; 3].map(|_| third.next_send()), [ms(2), ms(6), ms(10)]);
+    }
+
+    /// Opening 5.5 ms late skips the sends due at 2 and 5 ms (and none after); opening before
+    /// the first send skips nothing.
+    #[test]
+    fn skip_to_first_open() {
+        let origin = Instant::now();
+        let ms = |n: u64| origin + Duration::from_micros(n * 1000);
+        let mut late = Schedule::new(origin, 1000.0, 3, 2);
+        late.skip_to(origin + Duration::from_micros(5500));
+        assert_eq!([0; 2].map(|_| late.next_send()), [ms(8), ms(11)]);
+        let mut early = Schedule::new(origin, 1000.0, 3, 2);
+        early.skip_to(ms(1));
+        assert_eq!(early.next_send(), ms(2));
+        let mut exact = Schedule::new(origin, 1000.0, 3, 2);
+        exact.skip_to(ms(5));
+        assert_eq!(exact.next_send(), ms(5));
     }
 
     /// 100 attempts/s: slots 10 ms apart from the origin; a late request starts at once and

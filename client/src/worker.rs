@@ -10,12 +10,16 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 use tokio::task::{JoinSet, LocalSet};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use echobench_core::config::Config;
+use echobench_core::error::ErrorLog;
 use echobench_core::measurement::{Measurement, Second};
 use echobench_core::monitor;
 
@@ -28,14 +32,18 @@ use crate::schedule::{self, ConnectPacer, Schedule};
 use crate::target::Target;
 
 /// When the phases of a run begin and end (shared by all workers).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Timing {
     /// Load starts (warmup begins); open-loop schedules count from here.
     pub start: Instant,
-    /// Measurement begins.
-    pub warmup_end: Instant,
-    /// Measurement ends.
-    pub deadline: Instant,
+    /// When the measured window opened: the coordinator sets it once the warmup is over and
+    /// every connection has opened (at `start` without a warmup). Every worker's seconds
+    /// count from this one instant.
+    pub window: watch::Receiver<Option<Instant>>,
+    /// Length of the measured window.
+    pub duration: Duration,
+    /// Virtual clients (over all workers) that have connected at least once.
+    pub opened: Arc<AtomicU32>,
 }
 
 /// One worker's share of the run.
@@ -69,6 +77,8 @@ pub(crate) struct Finished {
     /// Everything recorded in the measured window (its seconds went out as they ended), with
     /// the round trips in flight when it stopped and this thread's CPU time.
     pub measurement: Measurement,
+    /// Stopped before the window opened: the errors of the warmup, which say why.
+    pub warmup_errors: Option<ErrorLog>,
     /// When it stopped.
     pub stopped_at: Instant,
 }
@@ -196,35 +206,42 @@ async fn supervise<C: Connection + 'static>(
     });
 
     let one_second = Duration::from_secs(1);
-    let mut measuring = timing.warmup_end <= timing.start;
+    let mut window = ctx.timing.window.clone();
+    let far = timing_far(ctx.timing.start);
+    let mut measuring = false;
     let mut cpu_start = monitor::thread_cpu();
     let mut spin_start = Duration::ZERO;
-    let mut second_start = timing.warmup_end;
-    let mut next_tick = if measuring {
-        timing.warmup_end + one_second
-    } else {
-        timing.warmup_end
-    };
+    let mut second_start = far;
+    let mut next_tick = far;
+    let mut deadline = far;
     let mut index: u32 = 0;
     let reason = loop {
+        if !measuring && let Some(opened) = *window.borrow_and_update() {
+            // The warmup is over: forget it and start the clock.
+            ctx.recorder.borrow_mut().reset();
+            cpu_start = monitor::thread_cpu();
+            spin_start = ctx.pacer.as_ref().map_or(Duration::ZERO, Pacer::idle_spin);
+            measuring = true;
+            second_start = opened;
+            next_tick = opened + one_second;
+            deadline = opened + ctx.timing.duration;
+        }
         tokio::select! {
             biased;
             () = stop.cancelled() => break Stop::Interrupted,
-            () = sleep_until(timing.deadline) => break Stop::Deadline,
-            () = sleep_until(next_tick) => {
-                if measuring {
-                    let second = ctx.recorder.borrow_mut().take_second(index, one_second);
-                    let _ = events.send(Event::Second { worker, second: Box::new(second) });
-                    index += 1;
-                    second_start = next_tick;
-                } else {
-                    // The warmup is over: forget it and start the clock.
-                    ctx.recorder.borrow_mut().reset();
-                    cpu_start = monitor::thread_cpu();
-                    spin_start = ctx.pacer.as_ref().map_or(Duration::ZERO, Pacer::idle_spin);
-                    measuring = true;
-                }
+            () = sleep_until(deadline), if measuring => break Stop::Deadline,
+            () = sleep_until(next_tick), if measuring => {
+                let second = ctx.recorder.borrow_mut().take_second(index, one_second);
+                let _ = events.send(Event::Second { worker, second: Box::new(second) });
+                index += 1;
+                second_start = next_tick;
                 next_tick += one_second;
+            }
+            changed = window.changed(), if !measuring => {
+                if changed.is_err() {
+                    // The coordinator is gone: nothing will read what follows.
+                    break Stop::Interrupted;
+                }
             }
             joined = clients.join_next() => match joined {
                 None => break Stop::QuotaDone,
@@ -235,8 +252,9 @@ async fn supervise<C: Connection + 'static>(
     };
 
     // Freeze the numbers before anything else can run on this thread.
-    let stopped_at = Instant::now().min(timing.deadline.max(timing.warmup_end));
+    let stopped_at = Instant::now().min(deadline);
     let mut recorder = ctx.recorder.borrow_mut();
+    let warmup_errors = (!measuring).then(|| recorder.totals().errors.clone());
     if !measuring {
         // Stopped during the warmup: nothing was measured.
         recorder.reset();
@@ -274,9 +292,15 @@ async fn supervise<C: Connection + 'static>(
         worker,
         result: Box::new(Finished {
             measurement,
+            warmup_errors,
             stopped_at,
         }),
     });
+}
+
+/// An instant no run reaches, for the deadlines of a window not yet open.
+fn timing_far(start: Instant) -> Instant {
+    start + Duration::from_secs(86_400 * 365)
 }
 
 /// Back-off between failed connection attempts, so a dead server is not hammered in a busy
@@ -306,6 +330,7 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot: usize) {
         .rate
         .map(|rate| Schedule::new(ctx.timing.start, rate, config.connections, index));
     let mut backoff = Backoff(Backoff::FIRST);
+    let mut opened_once = false;
     loop {
         let Some(claim) = ctx.quota.borrow_mut().connect() else {
             return;
@@ -328,6 +353,13 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot: usize) {
             }
         };
         ctx.recorder.borrow_mut().connected(began.elapsed());
+        if !opened_once {
+            opened_once = true;
+            ctx.timing.opened.fetch_add(1, Ordering::Relaxed);
+            if let Some(schedule) = &mut schedule {
+                schedule.skip_to(Instant::now());
+            }
+        }
         backoff.reset();
         let claim = session(&ctx, connection, claim, schedule.as_mut(), slot).await;
         ctx.quota.borrow_mut().release(claim);

@@ -159,3 +159,28 @@ async fn connect_rate_spaces_connections() {
         );
     }
 }
+
+/// A warmup lasts until every connection has opened: 10 connections paced at 40/s need about
+/// 225 ms, so with a 50 ms warmup every connect still falls before the window (none opened
+/// in it), and the window is the full duration.
+#[tokio::test]
+async fn warmup_waits_for_every_connection() {
+    let srv = Fixture::start(Impl::Tcp).await.unwrap();
+    let c = Config {
+        connections: 10,
+        roundtrips: 0,
+        connect_rate: Some(40.0),
+        warmup: Duration::from_millis(50),
+        duration: Duration::from_millis(300),
+        threads: 2,
+        ..Config::new(srv.url())
+    };
+    let report = run(c, RunOptions::default()).await.unwrap();
+    assert_eq!(report.summary.connections_opened, 0, "a connect fell inside the window");
+    assert!(report.summary.round_trips > 0);
+    assert!(
+        (0.3..0.35).contains(&report.measured_s),
+        "window {} s",
+        report.measured_s
+    );
+}

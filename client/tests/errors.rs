@@ -255,3 +255,49 @@ async fn http_500_is_counted_with_its_status() {
     );
     assert!(report.flags.all_failed);
 }
+
+/// A server that takes only two load connections (it drops every later one mid-handshake):
+/// the warmup waits for the third until --warmup-timeout, then the run fails saying how many
+/// opened and what the others ran into (exit 3 on the command line).
+#[tokio::test]
+async fn warmup_timeout_names_the_connections_missing() {
+    let srv = Fixture::start(Impl::Tungstenite).await.unwrap();
+    let upstream = srv.addr();
+    let gate = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = gate.local_addr().unwrap();
+    tokio::spawn(async move {
+        // The preflight check, then two load connections, go through to the real server.
+        let mut admitted = 0;
+        while let Ok((mut stream, _)) = gate.accept().await {
+            if admitted == 3 {
+                drop(stream);
+                continue;
+            }
+            admitted += 1;
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut stream, &mut server).await;
+            });
+        }
+    });
+    let config = Config {
+        connections: 3,
+        roundtrips: 0,
+        warmup: Duration::from_millis(100),
+        warmup_timeout: Duration::from_secs(1),
+        duration: Duration::from_secs(1),
+        threads: 1,
+        ..Config::new(format!("ws://{addr}/ws"))
+    };
+    let err = run(config, RunOptions::default()).await.unwrap_err();
+    let RunError::Ramp { opened, wanted, ref errors, .. } = err else {
+        panic!("expected a ramp failure, got {err}");
+    };
+    assert_eq!((opened, wanted), (2, 3));
+    assert!(errors.count(ErrorKind::HandshakeFailed) > 0, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("only 2 of 3 connections opened within --warmup-timeout 1s (errors meanwhile: handshake_failed "),
+        "{message}"
+    );
+}

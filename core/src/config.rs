@@ -94,9 +94,19 @@ pub struct Config {
     /// Length of the measured window (after warmup). With `total`, a time limit.
     #[serde(rename = "duration_s", with = "secs")]
     pub duration: Duration,
-    /// Load before the measured window; its samples are discarded.
+    /// Load before the measured window; its samples are discarded. A non-zero warmup counts
+    /// from the moment every connection has opened once (the ramp, then this much at the full
+    /// load), so the window starts steady.
     #[serde(rename = "warmup_s", with = "secs")]
     pub warmup: Duration,
+    /// The longest the load may take to open every connection (from its start); past it the
+    /// run fails, saying how many opened and why the others did not.
+    #[serde(
+        rename = "warmup_timeout_s",
+        with = "secs",
+        default = "default_warmup_timeout"
+    )]
+    pub warmup_timeout: Duration,
     /// Stop after this many round trips (completed or failed) instead of at the deadline.
     pub total: Option<u64>,
     /// Open loop: round trips per second in total, spread evenly over the connections.
@@ -136,6 +146,11 @@ pub struct Config {
     pub slo_abort: Option<Duration>,
 }
 
+/// How long a warmup waits for every connection to open unless told otherwise.
+fn default_warmup_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
 impl Config {
     /// The defaults for `url`: 64 connections kept for 10 s, 32-byte messages, 1 s warmup,
     /// 10 s timeouts, one thread per CPU this process may use.
@@ -146,6 +161,7 @@ impl Config {
             roundtrips: 0,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
+            warmup_timeout: default_warmup_timeout(),
             total: None,
             rate: None,
             size: 32,
@@ -222,6 +238,18 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "--connect-rate must be a positive number of connections per second, not {rate}"
             )));
+        }
+        if let Some(rate) = self.connect_rate
+            && !self.warmup.is_zero()
+        {
+            let ramp = f64::from(self.connections) / rate;
+            if ramp > self.warmup_timeout.as_secs_f64() {
+                return Err(ConfigError::Invalid(format!(
+                    "-c {} at --connect-rate {rate} takes {ramp:.1}s to open, longer than --warmup-timeout {}; raise --warmup-timeout or --connect-rate",
+                    self.connections,
+                    humantime::format_duration(self.warmup_timeout)
+                )));
+            }
         }
         if let Some(slo) = &self.slo {
             if self.rate.is_none()
@@ -343,6 +371,13 @@ mod tests {
             (
                 Box::new(|c| c.connect_rate = Some(f64::INFINITY)),
                 "--connect-rate",
+            ),
+            (
+                Box::new(|c| {
+                    c.connections = 15_000;
+                    c.connect_rate = Some(100.0);
+                }),
+                "-c 15000 at --connect-rate 100 takes 150.0s to open, longer than --warmup-timeout 30s",
             ),
             (Box::new(|c| c.size = MAX_SIZE + 1), "--size"),
             (

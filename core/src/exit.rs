@@ -10,7 +10,8 @@ pub mod client {
     pub const FAILURE: u8 = 1;
     /// Invalid flags or target (including a non-loopback target without --allow-remote).
     pub const USAGE: u8 = 2;
-    /// The target could not be reached when the run started.
+    /// The target could not be reached when the run started, or not every connection opened
+    /// within the warmup's timeout.
     pub const UNREACHABLE: u8 = 3;
     /// Every round trip failed.
     pub const ALL_FAILED: u8 = 4;
