@@ -10,6 +10,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use echobench_core::config::{Config, Payload, WsMode};
 use echobench_core::report::Report;
 use echobench_core::slo::Slo;
+use echobench_core::stages::Stages;
 use tokio_util::sync::CancellationToken;
 
 use crate::export;
@@ -91,6 +92,16 @@ pub struct Args {
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
 
+    /// The measured window as load stages, comma-separated (as k6's stages): D:N ramps linearly
+    /// to N over D, D:=N steps to N and holds it for D, D:+K*M is M stages of D each K above
+    /// the one before, D:xF*M M stages each F times the one before. With --rate the level is
+    /// the rate, starting at --rate; otherwise the number of connections, starting at -c
+    /// (connections open and close mid-run to follow it). The window lasts the stages' total
+    /// (no -d); the report and the summary have a row per stage (offered vs achieved, latency,
+    /// --slo judged per stage). E.g. --rate 1000 --stages 5s:1000,20s:50000,20s:=50000.
+    #[arg(long, value_name = "STAGES", value_parser = parse_stages, conflicts_with_all = ["duration", "total"])]
+    pub stages: Option<Stages>,
+
     /// Open at most N new connections per second, in total: the initial ramp and every
     /// replacement (-r) are paced, so a server's accept backlog is not flooded (whose dropped
     /// SYNs would be measured as seconds of connect latency). [default: as fast as possible]
@@ -165,6 +176,11 @@ pub struct Args {
     pub no_progress: bool,
 }
 
+/// `--stages`: the parser's message points at the bad part.
+fn parse_stages(text: &str) -> Result<Stages, String> {
+    text.parse::<Stages>().map_err(|err| err.to_string())
+}
+
 /// `--slo`: the parser's message points at the bad part.
 fn parse_slo(text: &str) -> Result<Slo, String> {
     Slo::parse(text).map_err(|err| err.to_string())
@@ -190,7 +206,7 @@ impl Args {
         Config {
             connections: self.connections,
             roundtrips: self.roundtrips,
-            duration: self.duration,
+            duration: self.stages.as_ref().map_or(self.duration, Stages::duration),
             warmup: self.warmup.unwrap_or(if self.total.is_some() {
                 Duration::ZERO
             } else {
@@ -207,6 +223,7 @@ impl Args {
             threads: self.threads.map_or(defaults.threads, NonZeroUsize::get),
             allow_remote: self.allow_remote,
             connect_rate: self.connect_rate,
+            stages: self.stages.clone(),
             slo: self.slo.clone(),
             slo_abort: self.slo_abort,
             ..defaults
@@ -349,6 +366,17 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
     }
 
+    /// `--stages` sets the window to their total.
+    #[test]
+    fn stages_set_the_window() {
+        let config = parse(&["tcp://127.0.0.1:1", "--stages", "5s:100,10s:=50,2s:+5*3"])
+            .unwrap()
+            .config();
+        assert_eq!(config.duration, Duration::from_secs(21));
+        assert_eq!(config.peak_connections(), 100);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
     /// Malformed flags are refused by the parser with exit code 2.
     #[test]
     fn bad_flags() {
@@ -359,6 +387,9 @@ mod tests {
             &["http://x", "--ws-mode", "morse"],
             &["http://x", "--slo", "p99<soon"],
             &["http://x", "--slo-abort", "2s"],
+            &["http://x", "--stages", "5s"],
+            &["http://x", "--stages", "5s:10", "-d", "5s"],
+            &["http://x", "--stages", "5s:10", "-n", "100"],
             &[],
         ] {
             assert_eq!(parse(args).unwrap_err().exit_code(), 2, "{args:?}");

@@ -29,6 +29,9 @@ pub struct Recorder {
     open_loop: bool,
     totals: Measurement,
     second: Second,
+    /// With `--stages`: the stage in progress (from the window's start) and those done.
+    stage: Option<Second>,
+    stages: Vec<Second>,
     /// Round trips sent and not yet echoed (or failed).
     in_flight: u64,
 }
@@ -40,8 +43,33 @@ impl Recorder {
             open_loop,
             totals: Measurement::new(SystemTime::now(), open_loop),
             second: Second::new(0, open_loop),
+            stage: None,
+            stages: Vec::new(),
             in_flight: 0,
         }
+    }
+
+    /// Starts recording stage by stage too (the first stage begins now).
+    pub fn begin_stages(&mut self) {
+        self.stage = Some(Second::new(0, self.open_loop));
+    }
+
+    /// Closes the stage in progress as stage `index` lasting `duration`; `next` starts the
+    /// following one.
+    pub fn end_stage(&mut self, index: u32, duration: Duration, next: bool) {
+        if let Some(mut stage) = self.stage.take() {
+            stage.index = index;
+            stage.duration = duration;
+            self.stages.push(stage);
+        }
+        if next {
+            self.stage = Some(Second::new(index + 1, self.open_loop));
+        }
+    }
+
+    /// The stages closed so far.
+    pub fn stages(&self) -> &[Second] {
+        &self.stages
     }
 
     /// Forgets everything recorded so far (the end of the warmup); the measured window starts
@@ -49,6 +77,8 @@ impl Recorder {
     pub fn reset(&mut self) {
         self.totals = Measurement::new(SystemTime::now(), self.open_loop);
         self.second = Second::new(0, self.open_loop);
+        self.stage = None;
+        self.stages.clear();
     }
 
     /// A connection was established after `took`.
@@ -88,6 +118,13 @@ impl Recorder {
         latency::record(&mut t.latencies.round_trip, nanos(took));
         self.second.round_trips += 1;
         latency::record(&mut self.second.round_trip, nanos(took));
+        if let Some(stage) = &mut self.stage {
+            stage.round_trips += 1;
+            latency::record(&mut stage.round_trip, nanos(took));
+            if let (Some(h), Some(paced)) = (&mut stage.corrected, paced) {
+                latency::record(h, nanos(paced.corrected));
+            }
+        }
         if let Some(paced) = paced {
             if let Some(h) = &mut t.latencies.corrected {
                 latency::record(h, nanos(paced.corrected));
@@ -107,6 +144,9 @@ impl Recorder {
     pub fn failed(&mut self, failure: &Failure) {
         failure.log_into(&mut self.totals.errors);
         self.second.errors += 1;
+        if let Some(stage) = &mut self.stage {
+            stage.errors += 1;
+        }
     }
 
     /// Round trips in flight right now.

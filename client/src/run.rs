@@ -103,7 +103,7 @@ fn errors_in_brief(errors: &ErrorLog) -> String {
 pub async fn run(config: Config, options: RunOptions) -> Result<Report, RunError> {
     config.validate()?;
     let target = Target::parse(&config.url, config.allow_remote)?;
-    check_open_files(config.connections)?;
+    check_open_files(config.peak_connections())?;
     preflight(&target, &config).await?;
     match target.protocol {
         Protocol::Http => drive::<HttpConnection>(config, target, options).await,
@@ -196,7 +196,7 @@ fn shares(config: &Config, threads: usize) -> Vec<Share> {
             quota: None,
         })
         .collect();
-    for client in 0..config.connections {
+    for client in 0..config.peak_connections() {
         shares[client as usize % threads].clients.push(client);
     }
     if let Some(total) = config.total {
@@ -279,7 +279,10 @@ async fn drive<C: Connection + 'static>(
     target: Target,
     options: RunOptions,
 ) -> Result<Report, RunError> {
-    let threads = config.threads.min(config.connections as usize).max(1);
+    let threads = config
+        .threads
+        .min(config.peak_connections() as usize)
+        .max(1);
     let config = Arc::new(config);
     let target = Arc::new(target);
     let hdr_log_error = |path: &std::path::Path, err| {
@@ -464,12 +467,33 @@ async fn drive<C: Connection + 'static>(
     measurement.interrupted = interrupted;
     measurement.slo_aborted = slo_aborted;
     measurement.timeline = timeline;
+    offer(&config, &mut measurement.timeline);
     measurement.cpu.threads = threads;
     measurement.cpu.capacity_cpus = threads.min(allowed_cpus.len().max(1)) as f64;
     measurement.cpu.allowed_cpus = allowed_cpus;
     measurement.cpu.process = bracket.cpu;
     measurement.steal_percent = bracket.steal_percent;
     Ok(report(&config, &target, threads, &measurement))
+}
+
+/// Open loop: what the schedule offered in each second of the timeline — the rate, or with
+/// `--stages` the integral of their rate over the second.
+fn offer(config: &Config, timeline: &mut [Second]) {
+    let Some(rate) = config.rate else {
+        return;
+    };
+    let stages = config.resolved_stages();
+    for second in timeline {
+        let start = Duration::from_secs(u64::from(second.index));
+        let end = start + second.duration;
+        second.offered = Some(match &stages {
+            Some(stages) => {
+                echobench_core::stages::offered_until(stages, end)
+                    - echobench_core::stages::offered_until(stages, start)
+            }
+            None => rate * second.duration.as_secs_f64(),
+        });
+    }
 }
 
 /// The report of a finished run.

@@ -20,6 +20,11 @@ pub struct Schedule {
     period: u128,
     /// Index of the next send.
     next: u128,
+    /// The connection's index, the connections and the rate: with `--stages`, send `n` of
+    /// this connection is send `index + n * connections` of the whole profile.
+    index: u32,
+    connections: u32,
+    rate: f64,
 }
 
 impl Schedule {
@@ -32,7 +37,31 @@ impl Schedule {
             offset: (per_send * f64::from(index)) as u128,
             period: ((per_send * f64::from(connections)) as u128).max(1),
             next: 0,
+            index,
+            connections,
+            rate,
         }
+    }
+
+    /// The intended time of the next send when the measured window, opened at `window`, runs
+    /// the rate `stages` (the warmup before it runs at the starting rate); `None` once the
+    /// stages offer no more sends for this connection. Advances the schedule.
+    pub fn next_send_staged(
+        &mut self,
+        window: Option<Instant>,
+        stages: &[echobench_core::stages::Stage],
+    ) -> Option<Instant> {
+        let Some(window) = window else {
+            return Some(self.next_send());
+        };
+        let send = (u128::from(self.index) + self.next * u128::from(self.connections)) as f64;
+        let before = self.rate * window.saturating_duration_since(self.origin).as_secs_f64();
+        if send < before {
+            return Some(self.next_send());
+        }
+        let into = echobench_core::stages::time_of(stages, send - before)?;
+        self.next += 1;
+        Some(window + into)
     }
 
     /// Skips the sends due before `at`: a connection's first open, so that the sends it could
@@ -106,6 +135,35 @@ mod tests {
         let mut third = Schedule::new(origin, 1000.0, 4, 2);
         assert_eq!([0; 3].map(|_| first.next_send()), [ms(0), ms(4), ms(8)]);
         assert_eq!([0; 3].map(|_| third.next_send()), [ms(2), ms(6), ms(10)]);
+    }
+
+    /// Staged: 1000/s until the window opens at 10 ms, then a hold at 100/s for 1 s: connection
+    /// 1 of 2 sends at 1, 3, ... 9 ms, then every 20 ms from the window on (its sends 11, 13,
+    /// ... of the profile are the window's sends 1, 3, ...), and no more after the stages.
+    #[test]
+    fn staged_schedule() {
+        use echobench_core::stages::Stage;
+        let origin = Instant::now();
+        let us = |n: u64| origin + Duration::from_micros(n);
+        let stages = [Stage {
+            duration: Duration::from_secs(1),
+            from: 100.0,
+            to: 100.0,
+        }];
+        let mut s = Schedule::new(origin, 1000.0, 2, 1);
+        let before: Vec<Instant> = (0..5)
+            .map(|_| s.next_send_staged(None, &stages).unwrap())
+            .collect();
+        assert_eq!(before, [us(1000), us(3000), us(5000), us(7000), us(9000)]);
+        let window = Some(us(10_000));
+        assert_eq!(s.next_send_staged(window, &stages), Some(us(20_000)));
+        assert_eq!(s.next_send_staged(window, &stages), Some(us(40_000)));
+        let mut rest = 0;
+        while s.next_send_staged(window, &stages).is_some() {
+            rest += 1;
+        }
+        // 100 sends in the stage, every other one this connection's: 50, two already taken.
+        assert_eq!(rest, 48);
     }
 
     /// Opening 5.5 ms late skips the sends due at 2 and 5 ms (and none after); opening before

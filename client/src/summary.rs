@@ -30,6 +30,62 @@ fn latency_row(out: &mut String, name: &str, p: &Percentiles) {
     let _ = writeln!(out);
 }
 
+/// `--stages`: one row per stage reached — its level, what it achieved, its latency (corrected
+/// in open loop), its errors, and its own --slo verdict.
+fn stage_rows(out: &mut String, report: &Report) {
+    if report.stages.is_empty() {
+        return;
+    }
+    let open_loop = report.config.rate.is_some();
+    let level = |v: f64| {
+        if open_loop {
+            format!("{}/s", count(v.round() as u64))
+        } else {
+            count(v.round() as u64)
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  Stages       {:<14}{:<24}{:>12}{:>10}{:>10}{:>8}  slo",
+        "window",
+        if open_loop { "rate" } else { "connections" },
+        "achieved",
+        "p50",
+        "p99",
+        "errors"
+    );
+    let mut start = std::time::Duration::ZERO;
+    for stage in &report.stages {
+        let end = start + stage.record.duration;
+        let latency = stage.corrected.as_ref().unwrap_or(&stage.round_trip);
+        let slo = stage.slo.as_ref().map_or("", |checks| {
+            if checks.iter().all(|c| c.met) {
+                "met"
+            } else {
+                "BREACHED"
+            }
+        });
+        let moves = if stage.from == stage.to {
+            level(stage.to)
+        } else {
+            format!("{} -> {}", level(stage.from), level(stage.to))
+        };
+        let _ = writeln!(
+            out,
+            "    {:<11}{:<14}{:<24}{:>12}{:>10}{:>10}{:>8}  {slo}",
+            stage.stage + 1,
+            format!("{:.1}s-{:.1}s", start.as_secs_f64(), end.as_secs_f64()),
+            moves,
+            format!("{:.0}/s", stage.round_trips_per_s),
+            duration(latency.p50),
+            duration(latency.p99),
+            count(stage.record.errors)
+        );
+        start = end;
+    }
+    let _ = writeln!(out);
+}
+
 /// The summary text for `report`.
 pub fn render(report: &Report) -> String {
     let c = &report.config;
@@ -113,6 +169,7 @@ pub fn render(report: &Report) -> String {
     }
     latency_row(&mut out, "connect", &report.latency.connect);
     let _ = writeln!(out);
+    stage_rows(&mut out, report);
     if report.errors.kinds.is_empty() {
         let _ = writeln!(out, "  Errors       none");
     } else {

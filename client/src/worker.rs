@@ -13,7 +13,7 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::{JoinSet, LocalSet};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use echobench_core::config::Config;
 use echobench_core::error::ErrorLog;
 use echobench_core::measurement::{Measurement, Second};
 use echobench_core::monitor;
+use echobench_core::stages::{self, Stage};
 
 use crate::error::Failure;
 use crate::pacer::Pacer;
@@ -131,9 +132,25 @@ struct Ctx {
     pacer: Option<Pacer>,
     /// The next message id.
     next_id: Cell<u64>,
+    /// `--stages`, resolved from the starting level.
+    stages: Option<Vec<Stage>>,
+    /// When the measured window opened (the staged schedules count from it).
+    window_start: Cell<Option<Instant>>,
+    /// Connection stages: clients with an index at or above this sit idle, unconnected.
+    active: Cell<u32>,
+    /// Wakes idle clients when `active` rises.
+    level_changed: Notify,
 }
 
 impl Ctx {
+    /// Whether the stages set the number of connections (closed loop) rather than the rate.
+    fn connection_stages(&self) -> Option<&[Stage]> {
+        match (&self.stages, self.config.rate) {
+            (Some(stages), None) => Some(stages),
+            _ => None,
+        }
+    }
+
     fn next_id(&self) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
@@ -160,7 +177,7 @@ async fn supervise<C: Connection + 'static>(
     let worker = share.id;
     // This worker's share of --connect-rate: in proportion to its connections.
     let connects = config.connect_rate.map(|rate| {
-        let share = rate * share.clients.len() as f64 / f64::from(config.connections.max(1));
+        let share = rate * share.clients.len() as f64 / f64::from(config.peak_connections().max(1));
         RefCell::new(ConnectPacer::new(
             timing.start,
             share.max(f64::MIN_POSITIVE),
@@ -182,6 +199,10 @@ async fn supervise<C: Connection + 'static>(
     };
     let ctx = Rc::new(Ctx {
         pacer,
+        stages: config.resolved_stages(),
+        window_start: Cell::new(None),
+        active: Cell::new(config.connections),
+        level_changed: Notify::new(),
         recorder: RefCell::new(Recorder::new(config.rate.is_some())),
         quota: RefCell::new(Quota::new(config.roundtrips, share.quota)),
         connects,
@@ -215,6 +236,14 @@ async fn supervise<C: Connection + 'static>(
     let mut next_tick = far;
     let mut deadline = far;
     let mut index: u32 = 0;
+    // --stages: where each stage ends, the stage in progress, and (connection stages) when
+    // the level is next recomputed.
+    let stage_count = ctx.stages.as_ref().map_or(0, Vec::len) as u32;
+    let mut stage_index: u32 = 0;
+    let mut stage_start = far;
+    let mut stage_end = far;
+    let mut next_level = far;
+    let level_step = Duration::from_millis(10);
     let reason = loop {
         if !measuring && let Some(opened) = *window.borrow_and_update() {
             // The warmup is over: forget it and start the clock.
@@ -225,6 +254,17 @@ async fn supervise<C: Connection + 'static>(
             second_start = opened;
             next_tick = opened + one_second;
             deadline = opened + ctx.timing.duration;
+            ctx.window_start.set(Some(opened));
+            if let Some(stages) = &ctx.stages
+                && let Some(first) = stages.first()
+            {
+                ctx.recorder.borrow_mut().begin_stages();
+                stage_start = opened;
+                stage_end = opened + first.duration;
+                if ctx.connection_stages().is_some() {
+                    next_level = opened;
+                }
+            }
         }
         tokio::select! {
             biased;
@@ -236,6 +276,31 @@ async fn supervise<C: Connection + 'static>(
                 index += 1;
                 second_start = next_tick;
                 next_tick += one_second;
+            }
+            () = sleep_until(stage_end), if measuring && stage_index < stage_count => {
+                let more = stage_index + 1 < stage_count;
+                ctx.recorder.borrow_mut().end_stage(stage_index, stage_end - stage_start, more);
+                stage_index += 1;
+                stage_start = stage_end;
+                stage_end = match ctx.stages.as_ref().and_then(|s| s.get(stage_index as usize)) {
+                    Some(stage) => stage_start + stage.duration,
+                    None => far,
+                };
+            }
+            () = sleep_until(next_level), if measuring && next_level < far => {
+                let window_start = ctx.window_start.get().unwrap_or(next_level);
+                if let Some(stages) = ctx.connection_stages() {
+                    let level = stages::level_at(stages, Instant::now().saturating_duration_since(window_start));
+                    let level = level.round().clamp(0.0, f64::from(u32::MAX)) as u32;
+                    if level != ctx.active.get() {
+                        let rising = level > ctx.active.get();
+                        ctx.active.set(level);
+                        if rising {
+                            ctx.level_changed.notify_waiters();
+                        }
+                    }
+                }
+                next_level += level_step;
             }
             changed = window.changed(), if !measuring => {
                 if changed.is_err() {
@@ -263,6 +328,14 @@ async fn supervise<C: Connection + 'static>(
         Stop::QuotaDone => 0,
         Stop::Deadline | Stop::Interrupted => recorder.in_flight(),
     };
+    if measuring && stage_index < stage_count {
+        // The stage in progress when the run stopped (cut short unless at the deadline).
+        recorder.end_stage(
+            stage_index,
+            stopped_at.saturating_duration_since(stage_start),
+            false,
+        );
+    }
     let tail = stopped_at.saturating_duration_since(second_start);
     let last = recorder.take_second(index, tail);
     if measuring && (!tail.is_zero() || last.round_trips + last.errors > 0) {
@@ -277,6 +350,7 @@ async fn supervise<C: Connection + 'static>(
         .as_ref()
         .map_or(Duration::ZERO, |p| p.idle_spin().saturating_sub(spin_start));
     let mut measurement = recorder.totals().clone();
+    measurement.stages = recorder.stages().to_vec();
     measurement.counts.in_flight_at_deadline = in_flight;
     measurement.cpu.threads = 1;
     measurement.cpu.process = thread_cpu;
@@ -332,6 +406,10 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot: usize) {
     let mut backoff = Backoff(Backoff::FIRST);
     let mut opened_once = false;
     loop {
+        // Connection stages: below the level this client is not wanted; wait, unconnected.
+        while index >= ctx.active.get() {
+            ctx.level_changed.notified().await;
+        }
         let Some(claim) = ctx.quota.borrow_mut().connect() else {
             return;
         };
@@ -361,7 +439,7 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot: usize) {
             }
         }
         backoff.reset();
-        let claim = session(&ctx, connection, claim, schedule.as_mut(), slot).await;
+        let claim = session(&ctx, connection, claim, schedule.as_mut(), slot, index).await;
         ctx.quota.borrow_mut().release(claim);
     }
 }
@@ -374,17 +452,30 @@ async fn session<C: Connection>(
     mut claim: Claim,
     mut schedule: Option<&mut Schedule>,
     slot: usize,
+    index: u32,
 ) -> Claim {
     let config = &ctx.config;
     let mut healthy = true;
     let mut ready = Instant::now();
     loop {
+        if index >= ctx.active.get() {
+            // The connection stages went below this client: close, and wait to be wanted.
+            break;
+        }
         let Some(turn) = ctx.quota.borrow_mut().turn(&mut claim) else {
             break;
         };
         let intended = match schedule.as_deref_mut() {
             Some(schedule) => {
-                let due = schedule.next_send();
+                let due = match &ctx.stages {
+                    Some(stages) => match schedule.next_send_staged(ctx.window_start.get(), stages)
+                    {
+                        Some(due) => due,
+                        // The rate stages offer this connection nothing more: idle until the end.
+                        None => std::future::pending().await,
+                    },
+                    None => schedule.next_send(),
+                };
                 if let Some(pacer) = &ctx.pacer {
                     pacer.until(slot, due).await;
                 }

@@ -176,7 +176,10 @@ async fn warmup_waits_for_every_connection() {
         ..Config::new(srv.url())
     };
     let report = run(c, RunOptions::default()).await.unwrap();
-    assert_eq!(report.summary.connections_opened, 0, "a connect fell inside the window");
+    assert_eq!(
+        report.summary.connections_opened, 0,
+        "a connect fell inside the window"
+    );
     assert!(report.summary.round_trips > 0);
     assert!(
         (0.3..0.35).contains(&report.measured_s),

@@ -290,7 +290,13 @@ async fn warmup_timeout_names_the_connections_missing() {
         ..Config::new(format!("ws://{addr}/ws"))
     };
     let err = run(config, RunOptions::default()).await.unwrap_err();
-    let RunError::Ramp { opened, wanted, ref errors, .. } = err else {
+    let RunError::Ramp {
+        opened,
+        wanted,
+        ref errors,
+        ..
+    } = err
+    else {
         panic!("expected a ramp failure, got {err}");
     };
     assert_eq!((opened, wanted), (2, 3));

@@ -132,6 +132,11 @@ pub struct Config {
     /// (`--connect-rate`); `None` opens them as fast as they can be made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_rate: Option<f64>,
+    /// `--stages`: the measured window as stages that ramp or step the load — the rate with
+    /// `rate` (which is where it starts), else the number of connections (starting at
+    /// `connections`). `duration` is then their total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<crate::stages::Stages>,
     /// Objectives the run is judged against (`--slo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<crate::slo::Slo>,
@@ -172,13 +177,62 @@ impl Config {
             threads: crate::monitor::allowed_cpus().len().max(1),
             allow_remote: false,
             connect_rate: None,
+            stages: None,
             slo: None,
             slo_abort: None,
         }
     }
 
+    /// The stages resolved from where the run starts (`rate`, else `connections`), if any.
+    pub fn resolved_stages(&self) -> Option<Vec<crate::stages::Stage>> {
+        let start = self.rate.unwrap_or(f64::from(self.connections));
+        self.stages.as_ref().map(|s| s.resolve(start))
+    }
+
+    /// The most connections open at once: `connections`, or the highest connection stage.
+    pub fn peak_connections(&self) -> u32 {
+        match (&self.rate, self.resolved_stages()) {
+            (None, Some(stages)) => stages
+                .iter()
+                .map(|s| s.from.max(s.to))
+                .fold(f64::from(self.connections), f64::max)
+                .min(f64::from(u32::MAX)) as u32,
+            _ => self.connections,
+        }
+    }
+
     /// Checks the settings against each other; the message names the flag to change.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(stages) = &self.stages {
+            if self.total.is_some() {
+                return Err(ConfigError::Invalid(
+                    "--stages and -n/--total cannot be combined: the stages set the window's length".into(),
+                ));
+            }
+            if stages.duration() != self.duration {
+                return Err(ConfigError::Invalid(format!(
+                    "--stages `{stages}` last {}, but -d/--duration says {}: with --stages the window is their total (leave -d out)",
+                    humantime::format_duration(stages.duration()),
+                    humantime::format_duration(self.duration)
+                )));
+            }
+            if self.rate.is_none() {
+                let resolved = self.resolved_stages().unwrap_or_default();
+                if let Some(bad) = resolved
+                    .iter()
+                    .find(|s| s.to.fract() != 0.0 || s.from.fract() != 0.0)
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "--stages `{stages}` without --rate sets the number of connections, which must be whole (a stage reaches {})",
+                        if bad.to.fract() != 0.0 {
+                            bad.to
+                        } else {
+                            bad.from
+                        }
+                    )));
+                }
+            }
+        }
         if self.connections == 0 {
             return Err(ConfigError::Invalid(
                 "-c/--connections must be at least 1".into(),

@@ -22,6 +22,7 @@ pub mod protocol;
 pub mod report;
 pub mod sample;
 pub mod slo;
+pub mod stages;
 pub mod thresholds;
 
 pub use config::{Config, Payload, WsMode};

@@ -109,6 +109,9 @@ pub struct Second {
     pub round_trip: Histogram<u64>,
     /// Open loop only: corrected latency in it.
     pub corrected: Option<Histogram<u64>>,
+    /// Open loop: the sends its schedule offered in it (set from the load profile, so the
+    /// timeline shows offered beside achieved); adds when measurements merge.
+    pub offered: Option<f64>,
 }
 
 impl Second {
@@ -121,6 +124,7 @@ impl Second {
             errors: 0,
             round_trip: latency::histogram(),
             corrected: open_loop.then(latency::histogram),
+            offered: None,
         }
     }
 
@@ -131,6 +135,10 @@ impl Second {
         self.errors += other.errors;
         latency::add(&mut self.round_trip, &other.round_trip);
         add_optional(&mut self.corrected, other.corrected.as_ref());
+        self.offered = match (self.offered, other.offered) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -145,6 +153,8 @@ struct SecondRecord {
     p50_ns: u64,
     p99_ns: u64,
     corrected_p99_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offered: Option<f64>,
     round_trip_histogram: String,
     corrected_histogram: Option<String>,
 }
@@ -160,6 +170,7 @@ impl From<Second> for SecondRecord {
             p50_ns: p.p50,
             p99_ns: p.p99,
             corrected_p99_ns: s.corrected.as_ref().map(|h| Percentiles::of(h).p99),
+            offered: s.offered,
             round_trip_histogram: latency::encode(&s.round_trip).unwrap_or_default(),
             corrected_histogram: s
                 .corrected
@@ -184,6 +195,7 @@ impl TryFrom<SecondRecord> for Second {
                 .as_deref()
                 .map(latency::decode)
                 .transpose()?,
+            offered: r.offered,
         })
     }
 }
@@ -223,6 +235,9 @@ pub struct Measurement {
     pub errors: ErrorLog,
     /// Histograms over the whole window.
     pub latencies: Latencies,
+    /// With `--stages`: each stage's record (its index, its length, everything measured in
+    /// it), in order; stages the run did not reach are absent.
+    pub stages: Vec<Second>,
     /// The window second by second, in order.
     pub timeline: Vec<Second>,
     /// CPU used.
@@ -243,6 +258,7 @@ impl Measurement {
             errors: ErrorLog::default(),
             latencies: Latencies::new(open_loop),
             timeline: Vec::new(),
+            stages: Vec::new(),
             cpu: CpuUse::default(),
             steal_percent: None,
         }
@@ -292,6 +308,12 @@ impl Measurement {
             let mut second = second.clone();
             second.index = second.index.saturating_add(theirs);
             self.add_second(&second);
+        }
+        for stage in &other.stages {
+            match self.stages.binary_search_by_key(&stage.index, |s| s.index) {
+                Ok(at) => self.stages[at].add(stage),
+                Err(at) => self.stages.insert(at, stage.clone()),
+            }
         }
         let cpu = &mut self.cpu;
         cpu.threads += other.cpu.threads;

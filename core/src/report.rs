@@ -53,6 +53,9 @@ pub struct Report {
     /// The objectives of `--slo`, each with the value measured over the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloOutcome>,
+    /// With `--stages`: one entry per stage reached, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageOutcome>,
     /// One entry per second of the measured window: counts, p50/p99, and the second's
     /// histograms (see [`Second`]).
     pub timeline: Vec<Second>,
@@ -186,6 +189,30 @@ pub struct SloOutcome {
     pub aborted: bool,
 }
 
+/// One stage of a `--stages` run: its load, what it achieved, and its own histograms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageOutcome {
+    /// Position in the run, from 0.
+    pub stage: u32,
+    /// Level at its start: round trips per second (open loop) or connections.
+    pub from: f64,
+    /// Level at its end.
+    pub to: f64,
+    /// Open loop: the rate its schedule offered, on average (round trips per second).
+    pub offered_per_s: Option<f64>,
+    /// Round trips completed per second of the stage.
+    pub round_trips_per_s: f64,
+    /// Round-trip latency (uncorrected).
+    pub round_trip: Percentiles,
+    /// Open loop: corrected latency.
+    pub corrected: Option<Percentiles>,
+    /// `--slo` judged over this stage alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Vec<SloCheck>>,
+    /// The stage's raw record (its index, length, counts and histograms), for merging.
+    pub record: Second,
+}
+
 /// Histograms as base64 HdrHistogram V2 compressed encodings (see [`crate::latency`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Histograms {
@@ -242,6 +269,48 @@ pub enum ReportError {
         /// Why it cannot be decoded.
         source: CodecError,
     },
+}
+
+/// Each stage's outcome, from the measurement's stage records and the configured stages.
+fn stage_outcomes(config: &Config, m: &Measurement) -> Vec<StageOutcome> {
+    let Some(stages) = config.resolved_stages() else {
+        return Vec::new();
+    };
+    let open_loop = config.rate.is_some();
+    m.stages
+        .iter()
+        .filter_map(|record| {
+            let stage = stages.get(record.index as usize)?;
+            let seconds = record.duration.as_secs_f64();
+            let offered = open_loop.then(|| {
+                if record.duration >= stage.duration {
+                    stage.mean()
+                } else {
+                    // A stage cut short: what its schedule offered up to the cut.
+                    let into = seconds / stage.duration.as_secs_f64();
+                    stage.from + (stage.to - stage.from) * into / 2.0
+                }
+            });
+            Some(StageOutcome {
+                stage: record.index,
+                from: stage.from,
+                to: stage.to,
+                offered_per_s: offered,
+                round_trips_per_s: if seconds > 0.0 {
+                    record.round_trips as f64 / seconds
+                } else {
+                    0.0
+                },
+                round_trip: Percentiles::of(&record.round_trip),
+                corrected: record.corrected.as_ref().map(Percentiles::of),
+                slo: config
+                    .slo
+                    .as_ref()
+                    .map(|slo| slo.judge(Window::from(record), offered)),
+                record: record.clone(),
+            })
+        })
+        .collect()
 }
 
 fn version_advice(found: u64) -> String {
@@ -370,6 +439,7 @@ impl Report {
                 all_failed: c.round_trips == 0 && errors > 0,
             },
             slo,
+            stages: stage_outcomes(&context.config, m),
             timeline: m.timeline.clone(),
             histograms: Histograms {
                 round_trip: encode(&m.latencies.round_trip),
@@ -422,6 +492,7 @@ impl Report {
                     .map_err(damaged("send-lag"))?,
             },
             timeline: self.timeline.clone(),
+            stages: self.stages.iter().map(|s| s.record.clone()).collect(),
             cpu: CpuUse {
                 threads: self.client.threads,
                 allowed_cpus: self.client.allowed_cpus.clone(),
