@@ -102,6 +102,14 @@ pub struct Args {
     #[arg(long, value_name = "STAGES", value_parser = parse_stages, conflicts_with_all = ["duration", "total"])]
     pub stages: Option<Stages>,
 
+    /// Keep K messages in flight on each connection (closed loop): K messages stamped with
+    /// their own ids go out back to back (one write for TCP and HTTP/1.1 pipelining), then
+    /// the K echoes are read in order, each verified against its own message and timed from
+    /// the batch's send; then the next batch. As h2load -m or wrk's pipeline script; 1 is
+    /// strict ping-pong.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub pipeline: usize,
+
     /// Open at most N new connections per second, in total: the initial ramp and every
     /// replacement (-r) are paced, so a server's accept backlog is not flooded (whose dropped
     /// SYNs would be measured as seconds of connect latency). [default: as fast as possible]
@@ -224,6 +232,7 @@ impl Args {
             allow_remote: self.allow_remote,
             connect_rate: self.connect_rate,
             stages: self.stages.clone(),
+            pipeline: self.pipeline,
             slo: self.slo.clone(),
             slo_abort: self.slo_abort,
             ..defaults

@@ -78,6 +78,16 @@ impl Quota {
         })
     }
 
+    /// `turns` taken for `claim` were never carried out (the rest of a pipelined batch after
+    /// its failure): they go back, so `-n` still counts every round trip as completed or
+    /// failed exactly once.
+    pub(crate) fn give_back(&mut self, claim: &mut Claim, turns: u64) {
+        match (&mut claim.left, &mut self.left) {
+            (Some(left), _) | (None, Some(left)) => *left += turns,
+            (None, None) => {}
+        }
+    }
+
     /// The connection holding `claim` ended: what it did not use goes back to the pool.
     #[allow(clippy::needless_pass_by_value)] // taking the claim ends it: no second release
     pub(crate) fn release(&mut self, claim: Claim) {
@@ -116,6 +126,26 @@ pub(crate) fn split(total: u64, roundtrips: u64, clients: &[usize]) -> Vec<u64> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Turns given back are taken again: with r=3, two taken and one given back leave two.
+    #[test]
+    fn give_back() {
+        let mut quota = Quota::new(3, Some(3));
+        let mut claim = quota.connect().unwrap();
+        assert!(quota.turn(&mut claim).is_some());
+        assert!(quota.turn(&mut claim).is_some());
+        quota.give_back(&mut claim, 1);
+        assert_eq!(quota.turn(&mut claim).map(|t| t.last), Some(false));
+        assert_eq!(quota.turn(&mut claim).map(|t| t.last), Some(true));
+        assert!(quota.turn(&mut claim).is_none());
+        // Kept connections (r=0) give back to the pool.
+        let mut pool = Quota::new(0, Some(1));
+        let mut kept = pool.connect().unwrap();
+        assert!(pool.turn(&mut kept).is_some());
+        pool.give_back(&mut kept, 1);
+        assert!(pool.turn(&mut kept).is_some());
+        assert!(pool.turn(&mut kept).is_none());
+    }
 
     /// Shares go in whole connections, add up to the total, and do not depend on how the
     /// connections fall on threads.

@@ -444,6 +444,71 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot: usize) {
     }
 }
 
+/// `--pipeline K`: one batch of up to K messages (fewer if the claim runs out first; `last`
+/// says whether the turn already taken is the connection's last), each recorded with its
+/// latency from the batch's send. Returns whether the connection is still healthy.
+async fn pipelined<C: Connection>(
+    ctx: &Ctx,
+    connection: &mut C,
+    claim: &mut Claim,
+    mut last: bool,
+    received: &mut Vec<Instant>,
+) -> bool {
+    let mut count = 1;
+    while count < ctx.config.pipeline && !last {
+        match ctx.quota.borrow_mut().turn(claim) {
+            Some(turn) => {
+                count += 1;
+                last = turn.last;
+            }
+            None => break,
+        }
+    }
+    let first = ctx.next_id();
+    for _ in 1..count {
+        ctx.next_id();
+    }
+    {
+        let mut recorder = ctx.recorder.borrow_mut();
+        for _ in 0..count {
+            recorder.sending();
+        }
+    }
+    received.clear();
+    let sent = Instant::now();
+    let result = timeout(
+        ctx.config.timeout,
+        connection.round_trips(first, count, last, received),
+    )
+    .await;
+    let mut recorder = ctx.recorder.borrow_mut();
+    for _ in 0..count {
+        recorder.settled();
+    }
+    // Bytes are counted once per batch, with its first echo.
+    let (mut bytes_sent, mut bytes_received) = match &result {
+        Ok(Ok(transfer)) => (transfer.sent, transfer.received),
+        _ => (0, 0),
+    };
+    for at in received.iter() {
+        recorder.round_trip(*at - sent, bytes_sent, bytes_received, None);
+        (bytes_sent, bytes_received) = (0, 0);
+    }
+    let failure = match result {
+        Ok(Ok(_)) => return true,
+        Ok(Err(failure)) => failure,
+        Err(_) => Failure::RoundTripTimeout,
+    };
+    // The failed message counts once; those after it in the batch were never answered and
+    // go back to the quota (they are neither completed nor errors). Their echoes may still be
+    // on the way, so the connection cannot be followed any more: it is replaced.
+    recorder.failed(&failure);
+    let unanswered = count.saturating_sub(received.len() + 1) as u64;
+    drop(recorder);
+    ctx.quota.borrow_mut().give_back(claim, unanswered);
+    failure.kind().keeps_connection() && unanswered == 0
+}
+
 /// Runs the round trips `claim` allows on one connection, then closes it. Returns what is
 /// left of the claim.
 async fn session<C: Connection>(
@@ -457,6 +522,7 @@ async fn session<C: Connection>(
     let config = &ctx.config;
     let mut healthy = true;
     let mut ready = Instant::now();
+    let mut batch = Vec::new();
     loop {
         if index >= ctx.active.get() {
             // The connection stages went below this client: close, and wait to be wanted.
@@ -465,6 +531,14 @@ async fn session<C: Connection>(
         let Some(turn) = ctx.quota.borrow_mut().turn(&mut claim) else {
             break;
         };
+        if config.pipeline > 1 {
+            // Closed loop only (the config says so): a batch of up to K, then on.
+            healthy = pipelined(ctx, &mut connection, &mut claim, turn.last, &mut batch).await;
+            if !healthy || !connection.reusable() {
+                break;
+            }
+            continue;
+        }
         let intended = match schedule.as_deref_mut() {
             Some(schedule) => {
                 let due = match &ctx.stages {

@@ -23,7 +23,7 @@ struct Case {
     says: &'static str,
 }
 
-const CASES: [Case; 10] = [
+const CASES: [Case; 11] = [
     Case {
         scheme: "http",
         behaviour: Behaviour::LyingLength,
@@ -93,6 +93,15 @@ const CASES: [Case; 10] = [
         total: 3,
         kind: ErrorKind::ProtocolError,
         says: "Message too long",
+    },
+    // A message nobody sent puts every later echo one behind: the connection is replaced
+    // at the first mismatch instead of mismatching on every round trip.
+    Case {
+        scheme: "ws",
+        behaviour: Behaviour::Unsolicited,
+        total: 3,
+        kind: ErrorKind::EchoMismatch,
+        says: "echo differs from the message at byte 0",
     },
 ];
 

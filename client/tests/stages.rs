@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use echo_client::Config;
 use echo_client::run::{RunOptions, run};
+use echo_servers::{Fixture, Impl};
 use echobench_core::slo::Slo;
 use echobench_core::stages::Stages;
-use echo_servers::{Fixture, Impl};
 
 fn staged(url: String, stages: &str) -> Config {
     let stages: Stages = stages.parse().unwrap();
@@ -46,7 +46,10 @@ async fn rate_stages() {
         .collect();
     assert_eq!(
         stages,
-        [(0, 200.0, 200.0, Some(200.0)), (1, 400.0, 400.0, Some(400.0))]
+        [
+            (0, 200.0, 200.0, Some(200.0)),
+            (1, 400.0, 400.0, Some(400.0))
+        ]
     );
     let done: Vec<u64> = report.stages.iter().map(|s| s.record.round_trips).collect();
     assert!((194..=200).contains(&done[0]), "{done:?}");
@@ -80,7 +83,11 @@ async fn connection_stages() {
     for stage in &report.stages {
         assert!(stage.record.round_trips > 0, "stage {}", stage.stage);
         let checks = stage.slo.as_ref().expect("each stage is judged");
-        assert!(checks.iter().all(|c| c.met), "stage {}: {checks:?}", stage.stage);
+        assert!(
+            checks.iter().all(|c| c.met),
+            "stage {}: {checks:?}",
+            stage.stage
+        );
         assert_eq!(stage.offered_per_s, None, "closed loop offers no rate");
     }
 }

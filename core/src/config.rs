@@ -132,6 +132,10 @@ pub struct Config {
     /// (`--connect-rate`); `None` opens them as fast as they can be made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_rate: Option<f64>,
+    /// `--pipeline`: messages in flight per connection, sent back to back and echoed in order
+    /// (closed loop); 1 is strict ping-pong.
+    #[serde(default = "one")]
+    pub pipeline: usize,
     /// `--stages`: the measured window as stages that ramp or step the load — the rate with
     /// `rate` (which is where it starts), else the number of connections (starting at
     /// `connections`). `duration` is then their total.
@@ -150,6 +154,13 @@ pub struct Config {
     )]
     pub slo_abort: Option<Duration>,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// The most messages `--pipeline` may keep in flight on one connection.
+pub const MAX_PIPELINE: usize = 1024;
 
 /// How long a warmup waits for every connection to open unless told otherwise.
 fn default_warmup_timeout() -> Duration {
@@ -178,6 +189,7 @@ impl Config {
             allow_remote: false,
             connect_rate: None,
             stages: None,
+            pipeline: 1,
             slo: None,
             slo_abort: None,
         }
@@ -203,6 +215,23 @@ impl Config {
 
     /// Checks the settings against each other; the message names the flag to change.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_PIPELINE).contains(&self.pipeline) {
+            return Err(ConfigError::Invalid(format!(
+                "--pipeline must be between 1 and {MAX_PIPELINE} messages in flight, not {}",
+                self.pipeline
+            )));
+        }
+        if self.pipeline.saturating_mul(self.size) > MAX_SIZE {
+            return Err(ConfigError::Invalid(format!(
+                "--pipeline {} x --size {} is more than the {MAX_SIZE} bytes one connection may have in flight",
+                self.pipeline, self.size
+            )));
+        }
+        if self.pipeline > 1 && self.rate.is_some() {
+            return Err(ConfigError::Invalid(
+                "--pipeline is closed loop: with --rate every send already has its own instant (for more in flight, raise -c)".into(),
+            ));
+        }
         if let Some(stages) = &self.stages {
             if self.total.is_some() {
                 return Err(ConfigError::Invalid(
@@ -432,6 +461,24 @@ mod tests {
                     c.connect_rate = Some(100.0);
                 }),
                 "-c 15000 at --connect-rate 100 takes 150.0s to open, longer than --warmup-timeout 30s",
+            ),
+            (
+                Box::new(|c| c.pipeline = 0),
+                "--pipeline must be between 1 and 1024",
+            ),
+            (
+                Box::new(|c| {
+                    c.pipeline = 8;
+                    c.rate = Some(100.0);
+                }),
+                "--pipeline is closed loop",
+            ),
+            (
+                Box::new(|c| {
+                    c.pipeline = 1024;
+                    c.size = 1 << 20;
+                }),
+                "--pipeline 1024 x --size 1048576 is more than",
             ),
             (Box::new(|c| c.size = MAX_SIZE + 1), "--size"),
             (

@@ -6,6 +6,7 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::{Connection, Transfer, tcp_connect};
 use crate::error::Failure;
@@ -41,6 +42,11 @@ pub struct HttpConnection {
     buffer: Vec<u8>,
     /// What the bodies contain.
     payload: Payload,
+    /// `--pipeline`: bytes at the start of `buffer` that belong to the next response, read
+    /// along with the one before it.
+    carry: usize,
+    /// `--pipeline`: the batch of requests, back to back.
+    batch: Vec<u8>,
     /// No further request may use this connection: the server said it closes, or a response
     /// could not be followed to its end (framing lost), so the next response would be read
     /// from the middle of this one.
@@ -75,6 +81,22 @@ impl HttpConnection {
         }
     }
 
+    /// Stamps `id` into the keep-alive request, or the closing one.
+    fn stamp(&mut self, id: u64, closing: bool) {
+        let at = if closing {
+            self.closing_id_offset
+        } else {
+            self.id_offset
+        };
+        let range = self.id_range(at);
+        let request = if closing {
+            &mut self.closing
+        } else {
+            &mut self.request
+        };
+        message::stamp(&mut request[range], id);
+    }
+
     /// The id bytes of a request built by [`HttpConnection::build`].
     fn id_range(&self, at: usize) -> std::ops::Range<usize> {
         match self.payload {
@@ -107,9 +129,10 @@ impl HttpConnection {
     }
 
     /// Reads one complete response (skipping interim 1xx ones) and judges it against the
-    /// request's body; returns the bytes read.
-    async fn response(&mut self, closing: bool) -> Result<usize, Failure> {
-        let mut filled = 0;
+    /// request's body; returns the bytes read. `more`: further pipelined responses follow,
+    /// so bytes past this one are theirs (kept in `carry`), not an error.
+    async fn response(&mut self, closing: bool, more: bool) -> Result<usize, Failure> {
+        let mut filled = std::mem::take(&mut self.carry);
         let mut interim = 0;
         loop {
             match parse_head(&self.buffer[..filled])? {
@@ -125,7 +148,7 @@ impl HttpConnection {
                     filled -= head.len;
                     interim += head.len;
                 }
-                Some(head) => return Ok(interim + self.body(head, filled, closing).await?),
+                Some(head) => return Ok(interim + self.body(head, filled, closing, more).await?),
             }
         }
     }
@@ -163,6 +186,7 @@ impl HttpConnection {
         head: Head,
         mut filled: usize,
         closing: bool,
+        more: bool,
     ) -> Result<usize, Failure> {
         self.spent |= head.close;
         let limit = self.body_limit(head.status);
@@ -176,7 +200,7 @@ impl HttpConnection {
                 while filled < end {
                     filled = self.read_more(filled).await?;
                 }
-                if filled > end {
+                if filled > end && !more {
                     self.spent = true;
                     return Err(Failure::ProtocolError(format!(
                         "{} unexpected bytes after the response",
@@ -188,7 +212,11 @@ impl HttpConnection {
                     self.sent_body(closing),
                     &self.buffer[head.len..end],
                 )?;
-                Ok(filled)
+                if filled > end {
+                    self.buffer.copy_within(end..filled, 0);
+                    self.carry = filled - end;
+                }
+                Ok(end)
             }
             BodyLength::Chunked => {
                 let (received, body) = self
@@ -311,29 +339,66 @@ impl Connection for HttpConnection {
             closing_id_offset,
             payload: config.payload,
             buffer: vec![0; (config.size + 1024).clamp(16 * 1024, 1 << 20)],
+            carry: 0,
+            batch: Vec::new(),
             spent: false,
         })
     }
 
     async fn round_trip(&mut self, id: u64, last: bool) -> Result<Transfer, Failure> {
-        let at = if last {
-            self.closing_id_offset
-        } else {
-            self.id_offset
-        };
-        let range = self.id_range(at);
-        let request = if last {
-            &mut self.closing
-        } else {
-            &mut self.request
-        };
-        message::stamp(&mut request[range], id);
+        self.stamp(id, last);
+        let request = if last { &self.closing } else { &self.request };
         let sent = request.len();
         if let Err(err) = self.stream.write_all(request).await {
             return Err(Failure::SendFailed(err));
         }
-        let received = self.response(last).await?;
+        let received = self.response(last, false).await?;
         Ok(Transfer { sent, received })
+    }
+
+    async fn round_trips(
+        &mut self,
+        first_id: u64,
+        count: usize,
+        last: bool,
+        received: &mut Vec<Instant>,
+    ) -> Result<Transfer, Failure> {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        for i in 0..count {
+            let closing = last && i + 1 == count;
+            self.stamp(first_id.wrapping_add(i as u64), closing);
+            batch.extend_from_slice(if closing {
+                &self.closing
+            } else {
+                &self.request
+            });
+        }
+        let written = self.stream.write_all(&batch).await;
+        let sent = batch.len();
+        self.batch = batch;
+        if let Err(err) = written {
+            return Err(Failure::SendFailed(err));
+        }
+        let mut bytes = 0;
+        self.carry = 0;
+        for i in 0..count {
+            let closing = last && i + 1 == count;
+            // Judged against its own request's body: stamp that id back before reading.
+            self.stamp(first_id.wrapping_add(i as u64), closing);
+            bytes += self.response(closing, i + 1 < count).await?;
+            received.push(Instant::now());
+            if self.spent && i + 1 < count {
+                return Err(Failure::ClosedByPeer(format!(
+                    "the server closed after {} of {count} pipelined responses",
+                    i + 1
+                )));
+            }
+        }
+        Ok(Transfer {
+            sent,
+            received: bytes,
+        })
     }
 
     fn reusable(&self) -> bool {

@@ -12,6 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::error::Failure;
 use crate::target::Target;
@@ -37,6 +38,18 @@ pub(crate) trait Connection: Sized {
         &mut self,
         id: u64,
         last: bool,
+    ) -> impl Future<Output = Result<Transfer, Failure>>;
+
+    /// `--pipeline`: sends `count` messages, stamped `first_id`, `first_id + 1`, ..., back to
+    /// back (one write where the protocol allows), then reads their echoes, each matched to
+    /// its own message by its position and verified; pushes the instant each echo was
+    /// complete onto `received` (so on an error it holds those completed before it).
+    fn round_trips(
+        &mut self,
+        first_id: u64,
+        count: usize,
+        last: bool,
+        received: &mut Vec<Instant>,
     ) -> impl Future<Output = Result<Transfer, Failure>>;
 
     /// Whether another round trip may follow (false once the server announced it closes).

@@ -5,6 +5,7 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::{Connection, Transfer, tcp_connect};
 use crate::error::Failure;
@@ -21,8 +22,10 @@ const SPARE: usize = 512;
 pub struct TcpConnection {
     stream: TcpStream,
     payload: Vec<u8>,
-    /// The echo's bytes, plus [`SPARE`].
+    /// The echo's bytes, plus [`SPARE`] (with `--pipeline K`, K echoes' worth).
     echo: Vec<u8>,
+    /// `--pipeline`: the K messages of a batch, back to back.
+    batch: Vec<u8>,
     open: bool,
 }
 
@@ -31,9 +34,11 @@ impl Connection for TcpConnection {
         let stream = tcp_connect(target).await?;
         let mut payload = vec![0; config.size];
         message::fill(&mut payload);
+        let pipeline = config.pipeline.max(1);
         Ok(TcpConnection {
             stream,
-            echo: vec![0; config.size + SPARE],
+            echo: vec![0; config.size * pipeline + SPARE],
+            batch: Vec::new(),
             payload,
             open: true,
         })
@@ -75,6 +80,66 @@ impl Connection for TcpConnection {
         }
         Ok(Transfer {
             sent: self.payload.len(),
+            received: filled,
+        })
+    }
+
+    async fn round_trips(
+        &mut self,
+        first_id: u64,
+        count: usize,
+        _last: bool,
+        received: &mut Vec<Instant>,
+    ) -> Result<Transfer, Failure> {
+        let size = self.payload.len();
+        self.batch.clear();
+        for i in 0..count as u64 {
+            message::stamp(&mut self.payload, first_id.wrapping_add(i));
+            self.batch.extend_from_slice(&self.payload);
+        }
+        if let Err(err) = self.stream.write_all(&self.batch).await {
+            self.open = false;
+            return Err(Failure::SendFailed(err));
+        }
+        let expected = self.batch.len();
+        if self.echo.len() < expected + SPARE {
+            self.echo.resize(expected + SPARE, 0);
+        }
+        let (mut filled, mut verified) = (0, 0);
+        while verified < count {
+            match self.stream.read(&mut self.echo[filled..]).await {
+                Ok(0) => {
+                    self.open = false;
+                    return Err(Failure::ClosedByPeer(format!(
+                        "connection closed after {filled} of {expected} echo bytes"
+                    )));
+                }
+                Ok(n) => filled += n,
+                Err(err) => {
+                    self.open = false;
+                    return Err(Failure::read(&err));
+                }
+            }
+            if filled > expected {
+                self.open = false;
+                return Err(Failure::ProtocolError(format!(
+                    "{} bytes arrived after the {expected}-byte echoes: the stream's framing is lost",
+                    filled - expected
+                )));
+            }
+            let now = Instant::now();
+            while verified < count && filled >= (verified + 1) * size {
+                let at = verified * size..(verified + 1) * size;
+                if let Err(mismatch) = message::verify(&self.batch[at.clone()], &self.echo[at]) {
+                    self.open = false;
+                    return Err(Failure::EchoMismatch(mismatch));
+                }
+                received.push(now);
+                verified += 1;
+            }
+        }
+        Ok(Transfer {
+            sent: expected,
             received: filled,
         })
     }

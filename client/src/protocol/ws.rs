@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -98,34 +99,96 @@ impl Connection for WsConnection {
 
     async fn round_trip(&mut self, id: u64, _last: bool) -> Result<Transfer, Failure> {
         message::stamp(&mut self.payload, id);
-        let bytes = Bytes::copy_from_slice(&self.payload);
-        let outgoing =
-            match self.mode {
-                WsMode::Binary => Message::Binary(bytes),
-                // Payloads are ASCII, so this cannot fail; if it ever did, say so instead of panicking.
-                WsMode::Text => Message::Text(Utf8Bytes::try_from(bytes).map_err(|err| {
-                    Failure::ProtocolError(format!("message is not UTF-8: {err}"))
-                })?),
-            };
+        let outgoing = self.outgoing()?;
         if let Err(err) = self.ws.send(outgoing).await {
             self.open = false;
-            return Err(match err {
-                WsError::Io(err) => Failure::SendFailed(err),
-                other => read_failure(other),
-            });
+            return Err(send_failure(err));
         }
         let sent = frame_len(self.payload.len(), true);
+        let received = self.echo().await?;
+        Ok(Transfer { sent, received })
+    }
+
+    async fn round_trips(
+        &mut self,
+        first_id: u64,
+        count: usize,
+        _last: bool,
+        received: &mut Vec<Instant>,
+    ) -> Result<Transfer, Failure> {
+        for i in 0..count as u64 {
+            message::stamp(&mut self.payload, first_id.wrapping_add(i));
+            let outgoing = self.outgoing()?;
+            // Queued without a flush: the batch leaves in as few writes as the buffer allows.
+            if let Err(err) = self.ws.feed(outgoing).await {
+                self.open = false;
+                return Err(send_failure(err));
+            }
+        }
+        if let Err(err) = self.ws.flush().await {
+            self.open = false;
+            return Err(send_failure(err));
+        }
+        let mut bytes = 0;
+        for i in 0..count as u64 {
+            // Each echo is checked against its own message, in order: a stray or missing
+            // message shows as a mismatch instead of shifting every echo after it.
+            message::stamp(&mut self.payload, first_id.wrapping_add(i));
+            bytes += self.echo().await?;
+            received.push(Instant::now());
+        }
+        Ok(Transfer {
+            sent: frame_len(self.payload.len(), true) * count,
+            received: bytes,
+        })
+    }
+
+    fn reusable(&self) -> bool {
+        self.open
+    }
+
+    async fn close(mut self) {
+        if self.open && self.ws.close(None).await.is_ok() {
+            // Wait for the server's close reply; the stream ends after it.
+            while let Some(Ok(_)) = self.ws.next().await {}
+        }
+    }
+}
+
+fn send_failure(err: WsError) -> Failure {
+    match err {
+        WsError::Io(err) => Failure::SendFailed(err),
+        other => read_failure(other),
+    }
+}
+
+impl WsConnection {
+    /// The payload as the message type of `--ws-mode`.
+    fn outgoing(&self) -> Result<Message, Failure> {
+        let bytes = Bytes::copy_from_slice(&self.payload);
+        Ok(match self.mode {
+            WsMode::Binary => Message::Binary(bytes),
+            // Payloads are ASCII, so this cannot fail; if it ever did, say so instead of panicking.
+            WsMode::Text => {
+                Message::Text(Utf8Bytes::try_from(bytes).map_err(|err| {
+                    Failure::ProtocolError(format!("message is not UTF-8: {err}"))
+                })?)
+            }
+        })
+    }
+
+    /// Reads the next message and verifies it against the payload as stamped now; returns its
+    /// size on the wire.
+    async fn echo(&mut self) -> Result<usize, Failure> {
         loop {
             match self.ws.next().await {
                 Some(Ok(Message::Binary(ref data))) => {
-                    let received = frame_len(data.len(), false);
                     self.check(data, "binary")?;
-                    return Ok(Transfer { sent, received });
+                    return Ok(frame_len(data.len(), false));
                 }
                 Some(Ok(Message::Text(ref text))) => {
-                    let received = frame_len(text.len(), false);
                     self.check(text.as_bytes(), "text")?;
-                    return Ok(Transfer { sent, received });
+                    return Ok(frame_len(text.len(), false));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     self.open = false;
@@ -153,20 +216,7 @@ impl Connection for WsConnection {
         }
     }
 
-    fn reusable(&self) -> bool {
-        self.open
-    }
-
-    async fn close(mut self) {
-        if self.open && self.ws.close(None).await.is_ok() {
-            // Wait for the server's close reply; the stream ends after it.
-            while let Some(Ok(_)) = self.ws.next().await {}
-        }
-    }
-}
-
-impl WsConnection {
-    fn check(&self, echo: &[u8], kind: &'static str) -> Result<(), Failure> {
+    fn check(&mut self, echo: &[u8], kind: &'static str) -> Result<(), Failure> {
         let sent_kind = match self.mode {
             WsMode::Binary => "binary",
             WsMode::Text => "text",
@@ -177,7 +227,15 @@ impl WsConnection {
                 echoed: kind,
             });
         }
-        message::verify(&self.payload, echo).map_err(Failure::EchoMismatch)
+        message::verify(&self.payload, echo).map_err(|mismatch| {
+            // A different id means this echo answers another message (an unsolicited one,
+            // or one answered twice): every echo after it would be out of step too, so the
+            // connection is replaced instead of counting a mismatch per round trip.
+            if mismatch.at.is_none_or(|at| at < message::ID_DIGITS) {
+                self.open = false;
+            }
+            Failure::EchoMismatch(mismatch)
+        })
     }
 }
 

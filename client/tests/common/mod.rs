@@ -42,6 +42,8 @@ pub enum Behaviour {
     OversizedFrame,
     /// WebSocket: a 101 with a wrong `Sec-WebSocket-Accept`.
     WrongAcceptKey,
+    /// WebSocket: a correct handshake, one message nobody sent, then an honest echo of each.
+    Unsolicited,
 }
 
 /// Starts a server answering with `behaviour`; returns its address.
@@ -156,6 +158,37 @@ async fn answer(mut stream: TcpStream, behaviour: Behaviour) {
         Silence => {
             let mut buf = [0u8; 4096];
             while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+        }
+        Unsolicited => {
+            use futures_util::{SinkExt, StreamExt};
+            use tokio_tungstenite::tungstenite::Message;
+            use tokio_tungstenite::tungstenite::protocol::Role;
+            let Some(key) = read_upgrade(&mut stream).await else {
+                return;
+            };
+            let accept =
+                tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            if stream.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+            let mut ws =
+                tokio_tungstenite::WebSocketStream::from_raw_socket(stream, Role::Server, None)
+                    .await;
+            if ws
+                .send(Message::Binary(vec![b'u'; 32].into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            while let Some(Ok(message)) = ws.next().await {
+                if (message.is_binary() || message.is_text()) && ws.send(message).await.is_err() {
+                    return;
+                }
+            }
         }
         OversizedFrame | WrongAcceptKey => {
             let Some(key) = read_upgrade(&mut stream).await else {
