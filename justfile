@@ -53,6 +53,10 @@ open-loop-stall DURATION="10s" RATE="10000":
 pacer DURATION="5s":
     scripts/pacer.sh {{DURATION}}
 
+# --pipeline at 1 and 16 in flight per connection on tcp, tungstenite and hyper, beside h2load -m.
+pipeline DURATION="5s":
+    scripts/pipeline.sh {{DURATION}}
+
 # A/B two echo-client binaries against one pinned hyper server, closed loop and at a fixed rate.
 client-ab A B ROUNDS="4" RATE="30000":
     scripts/client-ab.sh {{A}} {{B}} {{ROUNDS}} {{RATE}}
