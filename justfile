@@ -57,6 +57,10 @@ pacer DURATION="5s":
 pipeline DURATION="5s":
     scripts/pipeline.sh {{DURATION}}
 
+# echo-client's resident memory per open WebSocket connection at 15,000 connections.
+ws-memory CONNECTIONS="15000":
+    scripts/ws-memory.sh {{CONNECTIONS}}
+
 # A/B two echo-client binaries against one pinned hyper server, closed loop and at a fixed rate.
 client-ab A B ROUNDS="4" RATE="30000":
     scripts/client-ab.sh {{A}} {{B}} {{ROUNDS}} {{RATE}}

@@ -418,9 +418,14 @@ async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot: usize) {
             sleep_until(slot).await;
         }
         let began = Instant::now();
-        let connected = timeout(config.connect_timeout, C::connect(&ctx.target, &config))
-            .await
-            .unwrap_or(Err(Failure::ConnectTimeout));
+        // Boxed: the handshake's state (the largest of the client's futures) then lives on the
+        // heap only while a connect is in progress, not in every idle client's task.
+        let connected = timeout(
+            config.connect_timeout,
+            Box::pin(C::connect(&ctx.target, &config)),
+        )
+        .await
+        .unwrap_or(Err(Failure::ConnectTimeout));
         let connection = match connected {
             Ok(connection) => connection,
             Err(failure) => {
@@ -533,7 +538,15 @@ async fn session<C: Connection>(
         };
         if config.pipeline > 1 {
             // Closed loop only (the config says so): a batch of up to K, then on.
-            healthy = pipelined(ctx, &mut connection, &mut claim, turn.last, &mut batch).await;
+            // Boxed, like the connect: its state is only needed while a batch is in flight.
+            healthy = Box::pin(pipelined(
+                ctx,
+                &mut connection,
+                &mut claim,
+                turn.last,
+                &mut batch,
+            ))
+            .await;
             if !healthy || !connection.reusable() {
                 break;
             }
@@ -589,7 +602,7 @@ async fn session<C: Connection>(
         }
     }
     if healthy {
-        let _ = timeout(config.timeout, connection.close()).await;
+        let _ = timeout(config.timeout, Box::pin(connection.close())).await;
     }
     ctx.recorder.borrow_mut().closed();
     claim

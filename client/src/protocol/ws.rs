@@ -36,12 +36,16 @@ pub fn frame_len(len: usize, masked: bool) -> usize {
     2 + extended + if masked { 4 } else { 0 } + len
 }
 
-/// The read buffer each connection preallocates: room for one echo frame, at least 4 KiB, at
-/// most tungstenite's default of 128 KiB. The default for every connection costs 128 KiB of
-/// memory traffic per connection, which at a few hundred connections made the client spend
-/// 70% more CPU per round trip than at 64 (cache misses), enough to become the bottleneck.
-pub fn read_buffer(size: usize) -> usize {
-    (size + 14).clamp(4 * 1024, 128 * 1024)
+/// The read buffer each connection preallocates: room for the echo frames in flight (one, or
+/// `--pipeline` of them), at least 4 KiB, at most tungstenite's default of 128 KiB. The
+/// default for every connection costs 128 KiB of memory traffic per connection (tungstenite
+/// zero-fills the buffer before each read), which at a few hundred connections made the
+/// client spend 70% more CPU per round trip than at 64, enough to become the bottleneck; and
+/// what it holds is resident for every open connection.
+pub fn read_buffer(size: usize, pipeline: usize) -> usize {
+    (size + 14)
+        .saturating_mul(pipeline.max(1))
+        .clamp(4096, 128 * 1024)
 }
 
 fn read_failure(err: WsError) -> Failure {
@@ -64,7 +68,7 @@ impl Connection for WsConnection {
         let stream = tcp_connect(target).await?;
         let limit = (config.size * 2).max(1 << 20);
         let ws_config = WebSocketConfig::default()
-            .read_buffer_size(read_buffer(config.size))
+            .read_buffer_size(read_buffer(config.size, config.pipeline))
             .max_message_size(Some(limit))
             .max_frame_size(Some(limit));
         let (ws, _response) = tokio_tungstenite::client_async_with_config(
@@ -243,19 +247,26 @@ impl WsConnection {
 mod tests {
     use super::*;
 
-    /// The read buffer fits one echo frame, between 4 KiB and tungstenite's 128 KiB default.
+    /// The read buffer fits the echo frames in flight, between 4 KiB and tungstenite's
+    /// 128 KiB default.
     #[test]
     fn read_buffer_sizes() {
         let cases = [
-            (0, 4096),
-            (32, 4096),
-            (4082, 4096),
-            (4083, 4097),
-            (65536, 65550),
-            (1 << 20, 128 * 1024),
+            (0, 1, 4096),
+            (32, 1, 4096),
+            (4082, 1, 4096),
+            (4083, 1, 4097),
+            (32, 256, 11776),
+            (65536, 1, 65550),
+            (65536, 4, 128 * 1024),
+            (1 << 20, 1, 128 * 1024),
         ];
-        for (size, buffer) in cases {
-            assert_eq!(read_buffer(size), buffer, "size {size}");
+        for (size, pipeline, buffer) in cases {
+            assert_eq!(
+                read_buffer(size, pipeline),
+                buffer,
+                "size {size} x {pipeline}"
+            );
         }
     }
 
