@@ -376,7 +376,10 @@ async fn drive<C: Connection + 'static>(
                         window_start = Some(now);
                         let _ = window_tx.send(Some(now));
                         window = Bracket::open(CpuOf::Process);
-                        if let (Some(path), Some(_)) = (&options.hdr_log, &hdr_log) {
+                        if let (Some(path), Some(early)) = (&options.hdr_log, hdr_log.take()) {
+                            // Closed (and flushed) first, or its buffered header would land
+                            // over the new one's.
+                            drop(early);
                             sinks.hdr_log = Some(
                                 HdrLog::create(path, SystemTime::now())
                                     .map_err(|e| hdr_log_error(path, e))?,

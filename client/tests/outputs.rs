@@ -126,9 +126,30 @@ client_saturated,high_steal,all_failed";
 async fn hdr_interval_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rtt.hlog");
+    let before = std::time::SystemTime::now();
     let report = sample_report(None, Some(path.clone())).await;
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("#[StartTime: "), "{text}");
+    // One header, stamped when the window opened (after the 200 ms warmup), not when the
+    // file was created before the load.
+    let starts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#[StartTime: "))
+        .collect();
+    assert_eq!(starts.len(), 1, "{text}");
+    let start: f64 = starts[0]["#[StartTime: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let before = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        start >= before + 0.2,
+        "log starts {start}, run began {before}"
+    );
     let intervals: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with('"'))
