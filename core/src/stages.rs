@@ -186,20 +186,14 @@ impl Stages {
         let mut stages = Vec::new();
         for &(duration, movement) in &self.items {
             match movement {
-                Move::Ramp(to) => {
-                    stages.push(Stage {
-                        duration,
-                        from: level,
-                        to,
-                    });
-                    level = to;
-                }
-                Move::Step(to) => {
-                    stages.push(Stage {
-                        duration,
-                        from: to,
-                        to,
-                    });
+                Move::Ramp(to) | Move::Step(to) => {
+                    // A ramp starts where the load is; a step jumps to its level at once.
+                    let from = if matches!(movement, Move::Ramp(_)) {
+                        level
+                    } else {
+                        to
+                    };
+                    stages.push(Stage { duration, from, to });
                     level = to;
                 }
                 Move::Add(by, times) | Move::Times(by, times) => {

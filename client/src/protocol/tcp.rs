@@ -29,6 +29,34 @@ pub struct TcpConnection {
     open: bool,
 }
 
+impl TcpConnection {
+    /// One read into the echo buffer after the `filled` bytes already there, of `expected`
+    /// in all (the `what` of the messages). The peer closing, a read error, or bytes beyond
+    /// `expected` (the stream's framing is lost) end the connection.
+    async fn read_more(
+        &mut self,
+        filled: usize,
+        expected: usize,
+        what: &str,
+    ) -> Result<usize, Failure> {
+        let filled = match self.stream.read(&mut self.echo[filled..]).await {
+            Ok(0) => Err(Failure::ClosedByPeer(format!(
+                "connection closed after {filled} of {expected} echo bytes"
+            ))),
+            Ok(n) if filled + n > expected => Err(Failure::ProtocolError(format!(
+                "{} bytes arrived after the {expected}-byte {what}: the stream's framing is lost",
+                filled + n - expected
+            ))),
+            Ok(n) => Ok(filled + n),
+            Err(err) => Err(Failure::read(&err)),
+        };
+        if filled.is_err() {
+            self.open = false;
+        }
+        filled
+    }
+}
+
 impl Connection for TcpConnection {
     async fn connect(target: &Target, config: &Config) -> Result<Self, Failure> {
         let stream = tcp_connect(target).await?;
@@ -53,26 +81,7 @@ impl Connection for TcpConnection {
         let expected = self.payload.len();
         let mut filled = 0;
         while filled < expected {
-            match self.stream.read(&mut self.echo[filled..]).await {
-                Ok(0) => {
-                    self.open = false;
-                    return Err(Failure::ClosedByPeer(format!(
-                        "connection closed after {filled} of {expected} echo bytes"
-                    )));
-                }
-                Ok(n) => filled += n,
-                Err(err) => {
-                    self.open = false;
-                    return Err(Failure::read(&err));
-                }
-            }
-        }
-        if filled > expected {
-            self.open = false;
-            return Err(Failure::ProtocolError(format!(
-                "{} bytes arrived after the {expected}-byte echo: the stream's framing is lost",
-                filled - expected
-            )));
+            filled = self.read_more(filled, expected, "echo").await?;
         }
         if let Err(mismatch) = message::verify(&self.payload, &self.echo[..expected]) {
             self.open = false;
@@ -107,26 +116,7 @@ impl Connection for TcpConnection {
         }
         let (mut filled, mut verified) = (0, 0);
         while verified < count {
-            match self.stream.read(&mut self.echo[filled..]).await {
-                Ok(0) => {
-                    self.open = false;
-                    return Err(Failure::ClosedByPeer(format!(
-                        "connection closed after {filled} of {expected} echo bytes"
-                    )));
-                }
-                Ok(n) => filled += n,
-                Err(err) => {
-                    self.open = false;
-                    return Err(Failure::read(&err));
-                }
-            }
-            if filled > expected {
-                self.open = false;
-                return Err(Failure::ProtocolError(format!(
-                    "{} bytes arrived after the {expected}-byte echoes: the stream's framing is lost",
-                    filled - expected
-                )));
-            }
+            filled = self.read_more(filled, expected, "echoes").await?;
             let now = Instant::now();
             while verified < count && filled >= (verified + 1) * size {
                 let at = verified * size..(verified + 1) * size;
