@@ -145,8 +145,9 @@ pub struct Args {
 
     /// Objectives to judge the run by, comma-separated: latency percentiles (p50, p99, p999 =
     /// 99.9, p99.99, max; corrected latency in open loop) against a duration, `errors` (failed
-    /// round trips over attempted) and `rate` (achieved over offered; needs --rate) against a
-    /// percentage. E.g. 'p99<2ms,p999<10ms,errors<0.1%,rate>=99%'. Judged over the measured
+    /// round trips over attempted), `rate` (achieved over offered; needs --rate) and `late`
+    /// (sends held back by an unanswered echo over round trips; needs --rate) against a
+    /// percentage. E.g. 'p99<2ms,p999<10ms,errors<0.1%,rate>=99%,late<=1%'. Judged over the measured
     /// window; each limit and its measured value go into the summary and the report, and a
     /// breach makes the exit code 5.
     #[arg(long, value_name = "LIMITS", value_parser = parse_slo)]

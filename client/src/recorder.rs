@@ -121,8 +121,11 @@ impl Recorder {
         if let Some(stage) = &mut self.stage {
             stage.round_trips += 1;
             latency::record(&mut stage.round_trip, nanos(took));
-            if let (Some(h), Some(paced)) = (&mut stage.corrected, paced) {
-                latency::record(h, nanos(paced.corrected));
+            if let Some(paced) = paced {
+                stage.late_sends += u64::from(paced.held);
+                if let Some(h) = &mut stage.corrected {
+                    latency::record(h, nanos(paced.corrected));
+                }
             }
         }
         if let Some(paced) = paced {
@@ -136,6 +139,7 @@ impl Recorder {
                 latency::record(h, nanos(paced.lag));
             }
             t.counts.late_sends += u64::from(paced.held);
+            self.second.late_sends += u64::from(paced.held);
             t.counts.pacer_late_sends += u64::from(paced.lag > PACER_LATE);
         }
     }

@@ -336,13 +336,15 @@ impl Config {
         }
         if let Some(slo) = &self.slo {
             if self.rate.is_none()
-                && let Some(limit) = slo
-                    .limits
-                    .iter()
-                    .find(|l| l.metric == crate::slo::Metric::Rate)
+                && let Some(limit) = slo.limits.iter().find(|l| {
+                    matches!(
+                        l.metric,
+                        crate::slo::Metric::Rate | crate::slo::Metric::Late
+                    )
+                })
             {
                 return Err(ConfigError::Invalid(format!(
-                    "--slo `{}` compares the achieved rate with the offered one, which needs --rate (open loop)",
+                    "--slo `{}` compares what was achieved with the schedule offered, which needs --rate (open loop)",
                     limit.text
                 )));
             }
@@ -505,6 +507,10 @@ mod tests {
             (
                 Box::new(|c| c.slo = crate::slo::Slo::parse("rate>=99%").ok()),
                 "needs --rate",
+            ),
+            (
+                Box::new(|c| c.slo = crate::slo::Slo::parse("p99<1ms,late<=1%").ok()),
+                "--slo `late<=1%` compares",
             ),
             (
                 Box::new(|c| c.slo_abort = Some(Duration::from_secs(1))),

@@ -105,6 +105,8 @@ pub struct Second {
     pub round_trips: u64,
     /// Errors in it.
     pub errors: u64,
+    /// Open loop: sends in it held back by an unanswered echo (see `Counts::late_sends`).
+    pub late_sends: u64,
     /// Round-trip latency in it.
     pub round_trip: Histogram<u64>,
     /// Open loop only: corrected latency in it.
@@ -122,6 +124,7 @@ impl Second {
             duration: Duration::ZERO,
             round_trips: 0,
             errors: 0,
+            late_sends: 0,
             round_trip: latency::histogram(),
             corrected: open_loop.then(latency::histogram),
             offered: None,
@@ -133,6 +136,7 @@ impl Second {
         self.duration = self.duration.max(other.duration);
         self.round_trips += other.round_trips;
         self.errors += other.errors;
+        self.late_sends += other.late_sends;
         latency::add(&mut self.round_trip, &other.round_trip);
         add_optional(&mut self.corrected, other.corrected.as_ref());
         self.offered = match (self.offered, other.offered) {
@@ -150,6 +154,8 @@ struct SecondRecord {
     duration_s: f64,
     round_trips: u64,
     errors: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    late_sends: u64,
     p50_ns: u64,
     p99_ns: u64,
     corrected_p99_ns: Option<u64>,
@@ -157,6 +163,10 @@ struct SecondRecord {
     offered: Option<f64>,
     round_trip_histogram: String,
     corrected_histogram: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<Second> for SecondRecord {
@@ -167,6 +177,7 @@ impl From<Second> for SecondRecord {
             duration_s: s.duration.as_secs_f64(),
             round_trips: s.round_trips,
             errors: s.errors,
+            late_sends: s.late_sends,
             p50_ns: p.p50,
             p99_ns: p.p99,
             corrected_p99_ns: s.corrected.as_ref().map(|h| Percentiles::of(h).p99),
@@ -189,6 +200,7 @@ impl TryFrom<SecondRecord> for Second {
             duration: Duration::try_from_secs_f64(r.duration_s).unwrap_or_default(),
             round_trips: r.round_trips,
             errors: r.errors,
+            late_sends: r.late_sends,
             round_trip: latency::decode(&r.round_trip_histogram)?,
             corrected: r
                 .corrected_histogram

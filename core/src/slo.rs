@@ -20,6 +20,8 @@ pub struct Window<'a> {
     pub round_trips: u64,
     /// Failed round trips (and connects).
     pub errors: u64,
+    /// Open loop: sends held back by an unanswered echo.
+    pub late_sends: u64,
     /// The window's length.
     pub duration: Duration,
     /// The latency users saw: corrected in open loop, round-trip time in closed loop.
@@ -31,6 +33,7 @@ impl<'a> From<&'a Measurement> for Window<'a> {
         Window {
             round_trips: m.counts.round_trips,
             errors: m.error_count(),
+            late_sends: m.counts.late_sends,
             duration: m.measured,
             latency: m
                 .latencies
@@ -46,6 +49,7 @@ impl<'a> From<&'a Second> for Window<'a> {
         Window {
             round_trips: s.round_trips,
             errors: s.errors,
+            late_sends: s.late_sends,
             duration: s.duration,
             latency: s.corrected.as_ref().unwrap_or(&s.round_trip),
         }
@@ -62,6 +66,9 @@ pub enum Metric {
     Errors,
     /// Achieved round trips per second as a fraction of the offered rate (open loop only).
     Rate,
+    /// Sends held back by an unanswered echo as a fraction of the round trips (open loop
+    /// only): the server falling behind its schedule.
+    Late,
 }
 
 /// How the measured value must compare with the limit.
@@ -152,7 +159,8 @@ pub struct SloCheck {
 impl Slo {
     /// Parses a comma-separated list of limits: `pNN[.N]` (a latency percentile, `p999` is
     /// 99.9) or `max` with `<`, `<=`, `>` or `>=` and a duration (`500us`, `2ms`, `1s`);
-    /// `errors` with a percentage; `rate` with a percentage of the offered rate.
+    /// `errors` with a percentage; `rate` with a percentage of the offered rate; `late` with a
+    /// percentage of sends held back by an unanswered echo.
     pub fn parse(expression: &str) -> Result<Slo, SloError> {
         let mut limits = Vec::new();
         let mut offset = 0;
@@ -191,7 +199,9 @@ impl Slo {
             let metric = metric(name).map_err(|reason| fail(reason, start, name.len()))?;
             let number = match metric {
                 Metric::Percentile(_) => parse_duration(value).map(|d| d.as_nanos() as f64),
-                Metric::Errors | Metric::Rate => parse_percent(value).map(|p| p / 100.0),
+                Metric::Errors | Metric::Rate | Metric::Late => {
+                    parse_percent(value).map(|p| p / 100.0)
+                }
             }
             .map_err(|reason| fail(reason, value_at, value.len()))?;
             limits.push(Limit {
@@ -244,13 +254,14 @@ fn name(metric: Metric) -> String {
         Metric::Percentile(q) => format!("p{}", q * 100.0),
         Metric::Errors => "errors".to_owned(),
         Metric::Rate => "rate".to_owned(),
+        Metric::Late => "late".to_owned(),
     }
 }
 
 fn show(metric: Metric, value: f64) -> String {
     match metric {
         Metric::Percentile(_) => crate::format::duration(value as u64),
-        Metric::Errors | Metric::Rate => format!("{:.3}%", value * 100.0),
+        Metric::Errors | Metric::Rate | Metric::Late => format!("{:.3}%", value * 100.0),
     }
 }
 
@@ -268,6 +279,10 @@ fn measure(metric: Metric, w: Window<'_>, offered: Option<f64>) -> Option<f64> {
             let offered = offered?;
             (seconds > 0.0 && offered > 0.0).then(|| w.round_trips as f64 / seconds / offered)
         }
+        Metric::Late => {
+            offered?;
+            (w.round_trips > 0).then(|| w.late_sends as f64 / w.round_trips as f64)
+        }
     }
 }
 
@@ -276,12 +291,13 @@ fn metric(name: &str) -> Result<Metric, String> {
     match name {
         "errors" => return Ok(Metric::Errors),
         "rate" => return Ok(Metric::Rate),
+        "late" => return Ok(Metric::Late),
         "max" => return Ok(Metric::Percentile(1.0)),
         _ => {}
     }
     let unknown = || {
         format!(
-            "`{name}` is not a limit; use pNN (p50, p99, p999 = 99.9, p99.99), max, errors or rate"
+            "`{name}` is not a limit; use pNN (p50, p99, p999 = 99.9, p99.99), max, errors, rate or late"
         )
     };
     let digits = name.strip_prefix('p').ok_or_else(unknown)?;
@@ -405,14 +421,16 @@ mod tests {
             latency::record(m.latencies.corrected.as_mut().unwrap(), micros * 1_000_000);
         }
         m.errors.record(ErrorKind::RoundTripTimeout, None, "late");
-        let slo = Slo::parse("p50<600us,p99<2ms,errors<1%,rate>=99%").unwrap();
+        m.counts.late_sends = 2;
+        let slo = Slo::parse("p50<600us,p99<2ms,errors<1%,rate>=99%,late<=1%,late<=2%").unwrap();
         let checks = slo.judge(Window::from(&m), Some(50.0));
         let met: Vec<bool> = checks.iter().map(|c| c.met).collect();
         // Corrected p50 is ~50 ms, not the uncorrected 50 µs; 1 error of 101 is 0.99%;
-        // 100 round trips in 2 s of 50/s offered is exactly 100%.
-        assert_eq!(met, [false, false, true, true]);
+        // 100 round trips in 2 s of 50/s offered is exactly 100%; 2 held of 100 is 2%.
+        assert_eq!(met, [false, false, true, true, false, true]);
         assert!(checks[0].shown.ends_with("ms"), "{:?}", checks[0]);
         assert_eq!(checks[2].shown, "0.990%");
+        assert_eq!(checks[4].shown, "2.000%");
         let empty = Measurement::new(SystemTime::UNIX_EPOCH, false);
         let closed = slo.judge(Window::from(&empty), None);
         assert!(closed.iter().all(|c| !c.met && c.measured.is_none()));

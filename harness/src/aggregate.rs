@@ -23,6 +23,8 @@ pub struct CellSummary {
     pub trials_ok: usize,
     /// Trials that failed.
     pub trials_failed: usize,
+    /// Trials run again because they could not be trusted (not counted in any figure).
+    pub trials_redone: usize,
     /// Why trials failed: distinct reasons, each with the details that follow its first line
     /// (such as the server's stderr tail).
     pub failures: Vec<String>,
@@ -42,9 +44,14 @@ pub struct CellSummary {
     pub rss_per_connection: Option<Spread>,
     /// Errors over all ok trials.
     pub errors: u64,
+    /// Open loop: sends held back by an unanswered echo, as a share of the round trips of all
+    /// ok trials (percent).
+    pub late_sends_percent: Option<f64>,
     /// Highest CPU steal of any trial, percent.
     pub max_steal_percent: Option<f64>,
-    /// CV above [`NOISY_CV_PERCENT`] or a trial with steal above 5%.
+    /// The figure a cell is judged by varied by more than [`NOISY_CV_PERCENT`] (CV) across
+    /// trials — throughput in closed loop, server CPU per round trip at a fixed rate (where
+    /// throughput is the rate) — or a trial saw steal above 5%.
     pub noisy: bool,
     /// Some trial's client was saturated.
     pub client_saturated: bool,
@@ -80,7 +87,7 @@ fn summarise_cell(cell: &Cell, attempt: u32, trials: &[&TrialResult]) -> CellSum
     let ok: Vec<&TrialResult> = trials
         .iter()
         .copied()
-        .filter(|t| t.status == Status::Ok && t.report.is_some())
+        .filter(|t| t.ok_report().is_some())
         .collect();
     let values = |f: &dyn Fn(&TrialResult) -> Option<f64>| -> Option<Spread> {
         stats::spread(&ok.iter().filter_map(|t| f(t)).collect::<Vec<f64>>())
@@ -100,10 +107,22 @@ fn summarise_cell(cell: &Cell, attempt: u32, trials: &[&TrialResult]) -> CellSum
         }
     }
     let max_steal_percent = ok.iter().filter_map(|t| t.steal_percent()).reduce(f64::max);
-    let noisy = throughput
+    let server_cpu_us_per_round_trip = values(&|t| t.server_cpu_us_per_round_trip());
+    let judged = match cell.rate {
+        None => throughput,
+        Some(_) => server_cpu_us_per_round_trip,
+    };
+    let noisy = judged
         .and_then(|s| s.cv_percent)
         .is_some_and(|cv| cv > NOISY_CV_PERCENT)
         || max_steal_percent.is_some_and(|s| s > thresholds::HIGH_STEAL_PERCENT);
+    let reports: Vec<&echobench_core::Report> =
+        ok.iter().filter_map(|t| t.report.as_deref()).collect();
+    let late: Option<u64> = reports.iter().map(|r| r.summary.late_sends).sum();
+    let round_trips: u64 = reports.iter().map(|r| r.summary.round_trips).sum();
+    let late_sends_percent = late
+        .filter(|_| round_trips > 0)
+        .map(|l| 100.0 * l as f64 / round_trips as f64);
     let mut failures: Vec<String> = Vec::new();
     for trial in trials.iter().filter(|t| t.status == Status::Failed) {
         let first = trial.reason.lines().next().unwrap_or("");
@@ -116,11 +135,12 @@ fn summarise_cell(cell: &Cell, attempt: u32, trials: &[&TrialResult]) -> CellSum
         attempt,
         trials_ok: ok.len(),
         trials_failed: trials.iter().filter(|t| t.status == Status::Failed).count(),
+        trials_redone: trials.iter().filter(|t| !t.redone.is_empty()).count(),
         failures,
         throughput,
         latency: merged.as_ref().map(Percentiles::of),
         corrected: merged_corrected.as_ref().map(Percentiles::of),
-        server_cpu_us_per_round_trip: values(&|t| t.server_cpu_us_per_round_trip()),
+        server_cpu_us_per_round_trip,
         server_cpu_utilization: values(&|t| t.server_cpu_utilization()),
         rss_peak: values(&|t| t.server.and_then(|s| s.rss_peak).map(|b| b as f64)),
         rss_per_connection: values(&|t| t.rss_per_connection()),
@@ -129,6 +149,7 @@ fn summarise_cell(cell: &Cell, attempt: u32, trials: &[&TrialResult]) -> CellSum
             .filter_map(|t| t.report.as_deref())
             .map(|r| r.summary.errors)
             .sum(),
+        late_sends_percent,
         max_steal_percent,
         noisy,
         client_saturated: ok
@@ -175,6 +196,7 @@ mod tests {
             size: 32,
             roundtrips: 0,
             rate: None,
+            of_capacity: None,
         }
     }
 

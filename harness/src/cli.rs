@@ -34,6 +34,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the matrix (the default).
     Run(RunArgs),
+    /// Search every matrix load for each server's capacity under the SLO ([slo], [search]):
+    /// the highest offered rate at which it holds, confirmed, with a 95% interval. Writes
+    /// capacity.csv and probes.csv beside the usual files.
+    Capacity(RunArgs),
     /// Compare two runs cell by cell (Welch's t-test over trials).
     Compare {
         /// The baseline run folder.
@@ -99,8 +103,9 @@ pub fn main(cli: Cli) -> u8 {
         Some(Command::Compare { a, b }) => compare(&a, &b),
         Some(Command::Crosscheck(args)) => crate::crosscheck::main(&args),
         Some(Command::Exec(args)) => crate::exec::main(&args),
-        Some(Command::Run(args)) => run(&args),
-        None => run(&cli.run),
+        Some(Command::Run(args)) => run(&args, false),
+        Some(Command::Capacity(args)) => run(&args, true),
+        None => run(&cli.run, false),
     }
 }
 
@@ -126,8 +131,8 @@ fn compare(a: &Path, b: &Path) -> u8 {
 }
 
 impl RunArgs {
-    /// What these flags change of the config.
-    pub fn overrides(&self) -> Overrides {
+    /// What these flags change of the config (`capacity_only` for `echo-harness capacity`).
+    pub fn overrides(&self, capacity_only: bool) -> Overrides {
         Overrides {
             quick: self.quick,
             trials: self.trials,
@@ -138,23 +143,24 @@ impl RunArgs {
             allow_remote: self.allow_remote,
             out: self.out.clone(),
             bin_dir: self.bin_dir.clone(),
+            capacity_only,
         }
     }
 }
 
 /// Reads the config and resolves the plan (bad flags or config: exit 2).
-fn resolve(args: &RunArgs) -> anyhow::Result<Plan> {
+fn resolve(args: &RunArgs, capacity_only: bool) -> anyhow::Result<Plan> {
     let loaded = Loaded::read(args.config.as_deref())?;
     Plan::resolve(
-        &args.overrides(),
+        &args.overrides(capacity_only),
         loaded,
         &echobench_core::monitor::allowed_cpus(),
         std::env::args().collect(),
     )
 }
 
-fn run(args: &RunArgs) -> u8 {
-    let plan = match resolve(args) {
+fn run(args: &RunArgs, capacity_only: bool) -> u8 {
+    let plan = match resolve(args, capacity_only) {
         Ok(plan) => plan,
         Err(err) => {
             eprintln!("Error: {err:#}");
@@ -165,11 +171,16 @@ fn run(args: &RunArgs) -> u8 {
         eprintln!("warning: {warning}");
     }
     if args.dry_run {
+        for target in &plan.targets {
+            println!("capacity {}", crate::capacity::target_name(target));
+        }
         for cell in &plan.cells {
             println!("{}", cell.id());
         }
         eprintln!(
-            "{} cells x {} trials; server CPUs {}, client CPUs {}",
+            "{} capacity searches x {}, {} cells x {} trials; server CPUs {}, client CPUs {}",
+            plan.targets.len(),
+            1 + plan.config.search.confirm,
             plan.cells.len(),
             plan.config.run.trials,
             plan.server_cpus,
@@ -188,7 +199,9 @@ fn run(args: &RunArgs) -> u8 {
         return exit::FAILURE;
     };
     eprintln!(
-        "echo-harness: {} cells x {} trials -> {}",
+        "echo-harness: {} capacity searches x {}, {} cells x {} trials -> {}",
+        prepared.plan.targets.len(),
+        1 + prepared.plan.config.search.confirm,
         prepared.plan.cells.len(),
         prepared.plan.config.run.trials,
         prepared.out_dir.display()

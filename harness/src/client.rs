@@ -125,7 +125,7 @@ pub async fn run(
     let stderr = collect.await.unwrap_or_default();
     let code = status.and_then(|s| s.code());
     match code.and_then(|c| u8::try_from(c).ok()) {
-        Some(exit::OK | exit::ALL_FAILED | exit::INTERRUPTED) => {
+        Some(exit::OK | exit::ALL_FAILED | exit::SLO_BREACHED | exit::INTERRUPTED) => {
             match std::fs::read_to_string(json) {
                 Ok(text) => match Report::from_json(&text) {
                     Ok(report) => Outcome::Report(Box::new(report)),

@@ -9,6 +9,8 @@ use std::time::Duration;
 use echobench_core::Protocol;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::capacity::settings::{Mode, SearchSection, SloSection};
+
 /// The configuration built into the binary (`default.toml`).
 pub const DEFAULT: &str = include_str!("default.toml");
 
@@ -25,6 +27,12 @@ pub struct HarnessConfig {
     /// The loads, each block a product of its lists.
     #[serde(rename = "matrix", default)]
     pub matrices: Vec<MatrixSpec>,
+    /// What a capacity search holds servers to.
+    #[serde(default)]
+    pub slo: SloSection,
+    /// How capacity searches search.
+    #[serde(default)]
+    pub search: SearchSection,
 }
 
 /// `[run]`.
@@ -55,6 +63,9 @@ pub struct RunSection {
     /// Time a server gets to exit after SIGTERM before SIGKILL.
     #[serde(with = "duration")]
     pub stop_grace: Duration,
+    /// Times a trial that cannot be trusted (steal above 5%; at a fixed rate also a saturated
+    /// client or a pacer behind its schedule) is run again; only the last run counts.
+    pub redo: u32,
 }
 
 impl Default for RunSection {
@@ -69,6 +80,7 @@ impl Default for RunSection {
             ready_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
             stop_grace: Duration::from_secs(5),
+            redo: 2,
         }
     }
 }
@@ -127,6 +139,14 @@ pub struct MatrixSpec {
     /// Open-loop rates in round trips per second; empty (or 0) = closed loop.
     #[serde(default)]
     pub rate: Vec<f64>,
+    /// Open-loop rates as fractions of each server's capacity for the same load, measured
+    /// earlier in the same run by a `capacity = true` block (0.5 = half of it).
+    #[serde(default)]
+    pub rate_of_capacity: Vec<f64>,
+    /// Search this block's loads for their capacity under `[slo]` (see `[search]`) instead of
+    /// running them at fixed rates.
+    #[serde(default)]
+    pub capacity: bool,
     /// Only these servers (by name); default: all.
     pub servers: Option<Vec<String>>,
     /// Only servers of these protocols; default: all.
@@ -224,6 +244,18 @@ impl HarnessConfig {
         self.run.duration = Duration::from_millis(1000);
         self.run.warmup = Duration::from_millis(250);
         self.run.cooldown = Duration::from_millis(100);
+        self.search.quick();
+        self
+    }
+
+    /// `echo-harness capacity`: every block's loads are searched for their capacity, and no
+    /// block runs fixed trials.
+    pub fn capacity_only(mut self) -> HarnessConfig {
+        for matrix in &mut self.matrices {
+            matrix.capacity = true;
+            matrix.rate.clear();
+            matrix.rate_of_capacity.clear();
+        }
         self
     }
 
@@ -267,6 +299,7 @@ impl HarnessConfig {
         if self.matrices.is_empty() {
             return Err("no [[matrix]] is configured".into());
         }
+        self.search.validate(&self.slo)?;
         for (i, matrix) in self.matrices.iter().enumerate() {
             let block = format!("[[matrix]] #{}", i + 1);
             if matrix.connections.is_empty()
@@ -283,6 +316,30 @@ impl HarnessConfig {
             if let Some(rate) = matrix.rate.iter().find(|r| !(r.is_finite() && **r >= 0.0)) {
                 return Err(format!(
                     "{block}: rate {rate} is not a non-negative number of round trips per second"
+                ));
+            }
+            if let Some(f) = matrix
+                .rate_of_capacity
+                .iter()
+                .find(|f| !(f.is_finite() && **f > 0.0 && **f <= 1.0))
+            {
+                return Err(format!(
+                    "{block}: rate_of_capacity {f} is not a fraction above 0 and at most 1 (0.5 = half the capacity)"
+                ));
+            }
+            if matrix.capacity && !(matrix.rate.is_empty() && matrix.rate_of_capacity.is_empty()) {
+                return Err(format!(
+                    "{block}: capacity = true searches the rate itself; remove rate and rate_of_capacity (or put them in a block of their own)"
+                ));
+            }
+            if !matrix.rate.is_empty() && !matrix.rate_of_capacity.is_empty() {
+                return Err(format!(
+                    "{block}: give rate or rate_of_capacity, not both (one block per kind of rate)"
+                ));
+            }
+            if !matrix.rate_of_capacity.is_empty() && self.search.mode == Mode::Connections {
+                return Err(format!(
+                    "{block}: rate_of_capacity needs [search] mode = \"rate\" (a capacity in connections is not a rate)"
                 ));
             }
             for server in self
@@ -323,17 +380,17 @@ impl HarnessConfig {
 }
 
 /// Durations as humantime strings ("2s", "500ms").
-mod duration {
+pub(crate) mod duration {
     use super::*;
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         value: &Duration,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&humantime::format_duration(*value).to_string())
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Duration, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -356,11 +413,19 @@ mod tests {
         let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["hyper", "axum", "tungstenite", "axum-ws", "tcp"]);
         assert_eq!(config.run.trials, 3);
-        assert_eq!(config.matrices.len(), 3);
+        assert_eq!(config.matrices.len(), 4);
+        assert!(config.matrices[0].capacity);
+        assert_eq!(config.slo.limits, crate::capacity::settings::DEFAULT_SLO);
         let quick = config.quick();
         assert_eq!(
-            (quick.run.trials, quick.run.duration),
-            (1, Duration::from_secs(1))
+            (quick.run.trials, quick.run.duration, quick.search.confirm),
+            (1, Duration::from_secs(1), 0)
+        );
+        let only = HarnessConfig::default_config().unwrap().capacity_only();
+        assert!(
+            only.matrices
+                .iter()
+                .all(|m| m.capacity && m.rate.is_empty())
         );
     }
 
@@ -419,6 +484,16 @@ mod tests {
             (format!("{server}[[matrix]]\nconnections = [1]\nservers = [\"b\"]\n"), vec!["`b`, which is not a [[server]] name"]),
             (format!("[run]\ntrials = 0\n{server}{matrix}"), vec!["trials must be at least 1"]),
             ("[[server]]\nname = \"a b\"\ncommand = [\"x\"]\nprotocol = \"tcp\"\n[[matrix]]\nconnections = [1]\n".into(), vec!["name `a b`"]),
+            (format!("{server}[[matrix]]\nconnections = [1]\ncapacity = true\nrate = [5]\n"), vec!["[[matrix]] #1", "capacity = true searches the rate itself"]),
+            (format!("{server}[[matrix]]\nconnections = [1]\nrate = [5]\nrate_of_capacity = [0.5]\n"), vec!["rate or rate_of_capacity, not both"]),
+            (format!("{server}[[matrix]]\nconnections = [1]\nrate_of_capacity = [1.5]\n"), vec!["rate_of_capacity 1.5 is not a fraction"]),
+            (format!("{server}{matrix}[slo]\nlimits = \"p99<\"\n"), vec!["[slo] limits", "is not a duration"]),
+            (format!("{server}{matrix}[search]\nfactor = 1\n"), vec!["[search] factor (1) must be greater than 1"]),
+            (format!("{server}{matrix}[search]\ntolerance = 0\n"), vec!["[search] tolerance (0)"]),
+            (format!("{server}{matrix}[search]\nstart = 5\nmin = 10\n"), vec!["[search] start (5) must lie between min (10)"]),
+            (format!("{server}{matrix}[search]\nmode = \"connections\"\nper_connection_rate = 0\n"), vec!["per_connection_rate (0)"]),
+            (format!("{server}[[matrix]]\nconnections = [1]\nrate_of_capacity = [0.5]\n[search]\nmode = \"connections\"\n"), vec!["rate_of_capacity needs [search] mode = \"rate\""]),
+            (format!("{server}{matrix}[search]\nmode = \"clients\"\n"), vec!["clients"]),
         ];
         for (text, needles) in cases {
             let err = HarnessConfig::parse(&text, "bench.toml")

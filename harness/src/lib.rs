@@ -15,6 +15,7 @@
 
 pub mod aggregate;
 pub mod binaries;
+pub mod capacity;
 pub mod cli;
 pub mod client;
 pub mod compare;

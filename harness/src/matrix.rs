@@ -25,6 +25,10 @@ pub struct Cell {
     pub roundtrips: u64,
     /// Open-loop rate, or `None` for closed loop.
     pub rate: Option<f64>,
+    /// The rate as a fraction of the server's capacity for this load, measured in the same
+    /// run; `rate` is filled in from it once the capacity is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of_capacity: Option<f64>,
 }
 
 impl Cell {
@@ -34,10 +38,21 @@ impl Cell {
             "{}-c{}-s{}-r{}",
             self.server, self.connections, self.size, self.roundtrips
         );
-        if let Some(rate) = self.rate {
-            id.push_str(&format!("-rate{rate}"));
+        match (self.of_capacity, self.rate) {
+            (Some(fraction), _) => id.push_str(&format!("-cap{fraction}")),
+            (None, Some(rate)) => id.push_str(&format!("-rate{rate}")),
+            (None, None) => {}
         }
         id
+    }
+
+    /// The same load without a rate: the capacity search this cell's rate comes from.
+    pub fn shape(&self) -> Cell {
+        Cell {
+            rate: None,
+            of_capacity: None,
+            ..self.clone()
+        }
     }
 
     /// The load without the server: what cells of different servers share when compared.
@@ -47,7 +62,13 @@ impl Cell {
             connections: self.connections,
             size: self.size,
             roundtrips: self.roundtrips,
-            rate: self.rate,
+            // Cells at a fraction of each server's own capacity compare as one load.
+            rate: if self.of_capacity.is_some() {
+                None
+            } else {
+                self.rate
+            },
+            of_capacity: self.of_capacity,
         }
     }
 }
@@ -59,8 +80,11 @@ impl fmt::Display for Cell {
             "{} c={} size={} r={}",
             self.server, self.connections, self.size, self.roundtrips
         )?;
+        if let Some(fraction) = self.of_capacity {
+            write!(f, " rate={:.0}% of capacity", fraction * 100.0)?;
+        }
         if let Some(rate) = self.rate {
-            write!(f, " rate={rate}/s")?;
+            write!(f, " rate={rate:.0}/s")?;
         }
         Ok(())
     }
@@ -79,11 +103,14 @@ pub struct Load {
     pub roundtrips: u64,
     /// Open-loop rate.
     pub rate: Option<f64>,
+    /// Open-loop rate as a fraction of each server's capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of_capacity: Option<f64>,
 }
 
 impl Load {
     /// Total order for tables: protocol, size, roundtrips, rate, connections.
-    pub fn sort_key(&self) -> (u8, usize, u64, u64, u32) {
+    pub fn sort_key(&self) -> (u8, usize, u64, u64, u64, u32) {
         let protocol = match self.protocol {
             Protocol::Http => 0,
             Protocol::WebSocket => 1,
@@ -94,6 +121,7 @@ impl Load {
             self.size,
             self.roundtrips,
             self.rate.map_or(0, |r| r.to_bits()),
+            self.of_capacity.map_or(0, |r| r.to_bits()),
             self.connections,
         )
     }
@@ -101,11 +129,35 @@ impl Load {
 
 /// Expands the matrix: for each server in config order, each matrix block that applies to it,
 /// in block order, each combination of its lists. Duplicates (the same load listed twice) are
-/// dropped.
+/// dropped. `capacity = true` blocks are searched, not run: see [`targets`].
 pub fn cells(config: &HarnessConfig) -> Vec<Cell> {
+    expand(config, false)
+}
+
+/// The loads of the `capacity = true` blocks, as cells without a rate: one capacity search
+/// each. In connections mode the search varies the connections, so the blocks' connection
+/// lists do not apply and every target has `connections` 0.
+pub fn targets(config: &HarnessConfig) -> Vec<Cell> {
+    let mut targets = expand(config, true);
+    if config.search.mode == crate::capacity::settings::Mode::Connections {
+        for t in &mut targets {
+            t.connections = 0;
+        }
+        let mut unique: Vec<Cell> = Vec::new();
+        for t in targets {
+            if !unique.contains(&t) {
+                unique.push(t);
+            }
+        }
+        targets = unique;
+    }
+    targets
+}
+
+fn expand(config: &HarnessConfig, capacity: bool) -> Vec<Cell> {
     let mut cells: Vec<Cell> = Vec::new();
     for (server_index, server) in config.servers.iter().enumerate() {
-        for matrix in &config.matrices {
+        for matrix in config.matrices.iter().filter(|m| m.capacity == capacity) {
             if matrix
                 .servers
                 .as_ref()
@@ -120,19 +172,25 @@ pub fn cells(config: &HarnessConfig) -> Vec<Cell> {
             {
                 continue;
             }
-            let rates: Vec<Option<f64>> = if matrix.rate.is_empty() {
-                vec![None]
+            let rates: Vec<(Option<f64>, Option<f64>)> = if !matrix.rate_of_capacity.is_empty() {
+                matrix
+                    .rate_of_capacity
+                    .iter()
+                    .map(|&f| (None, Some(f)))
+                    .collect()
+            } else if matrix.rate.is_empty() {
+                vec![(None, None)]
             } else {
                 matrix
                     .rate
                     .iter()
-                    .map(|&r| (r > 0.0).then_some(r))
+                    .map(|&r| ((r > 0.0).then_some(r), None))
                     .collect()
             };
             for &connections in &matrix.connections {
                 for &size in &matrix.size {
                     for &roundtrips in &matrix.roundtrips {
-                        for &rate in &rates {
+                        for &(rate, of_capacity) in &rates {
                             let cell = Cell {
                                 server_index,
                                 server: server.name.clone(),
@@ -141,6 +199,7 @@ pub fn cells(config: &HarnessConfig) -> Vec<Cell> {
                                 size,
                                 roundtrips,
                                 rate,
+                                of_capacity,
                             };
                             if !cells.contains(&cell) {
                                 cells.push(cell);
@@ -158,24 +217,62 @@ pub fn cells(config: &HarnessConfig) -> Vec<Cell> {
 mod tests {
     use super::*;
 
-    /// The default matrix has 5 loads for each of the 5 servers, in config order.
+    /// The default matrix: one capacity search per server, then three loads for each of the 5
+    /// servers (a fixed rate, closed loop, churn), in config order.
     #[test]
     fn default_matrix() {
         let config = HarnessConfig::default_config().unwrap();
+        let targets: Vec<String> = targets(&config).iter().map(Cell::id).collect();
+        assert_eq!(
+            targets,
+            [
+                "hyper-c64-s32-r0",
+                "axum-c64-s32-r0",
+                "tungstenite-c64-s32-r0",
+                "axum-ws-c64-s32-r0",
+                "tcp-c64-s32-r0"
+            ]
+        );
         let cells = cells(&config);
-        assert_eq!(cells.len(), 25);
-        let ids: Vec<String> = cells.iter().take(5).map(Cell::id).collect();
+        assert_eq!(cells.len(), 15);
+        let ids: Vec<String> = cells.iter().take(3).map(Cell::id).collect();
         assert_eq!(
             ids,
             [
-                "hyper-c1-s32-r0",
+                "hyper-c64-s32-r0-rate10000",
                 "hyper-c64-s32-r0",
-                "hyper-c256-s32-r0",
-                "hyper-c64-s4096-r0",
                 "hyper-c64-s32-r10"
             ]
         );
-        assert_eq!(cells[24].id(), "tcp-c64-s32-r10");
+        assert_eq!(cells[14].id(), "tcp-c64-s32-r10");
+    }
+
+    /// A share of capacity is its own kind of cell: it names the capacity search it needs, and
+    /// servers at the same share compare as one load whatever their rates.
+    #[test]
+    fn shares_of_capacity() {
+        let text = r#"
+            [[server]]
+            name = "h"
+            command = ["x"]
+            protocol = "tcp"
+            [[matrix]]
+            connections = [2]
+            capacity = true
+            [[matrix]]
+            connections = [2]
+            rate_of_capacity = [0.5, 1]
+        "#;
+        let config = HarnessConfig::parse(text, "t").unwrap();
+        let cells = cells(&config);
+        let ids: Vec<String> = cells.iter().map(Cell::id).collect();
+        assert_eq!(ids, ["h-c2-s32-r0-cap0.5", "h-c2-s32-r0-cap1"]);
+        assert_eq!(targets(&config), [cells[0].shape()]);
+        let mut resolved = cells[0].clone();
+        resolved.rate = Some(1234.0);
+        assert_eq!(resolved.load(), cells[0].load());
+        assert_eq!(resolved.load().rate, None);
+        assert_eq!(resolved.id(), "h-c2-s32-r0-cap0.5");
     }
 
     /// Filters by server and protocol; rate 0 means closed loop; duplicates are dropped.

@@ -71,6 +71,8 @@ pub struct Overrides {
     pub out: PathBuf,
     /// `--bin-dir`.
     pub bin_dir: Option<PathBuf>,
+    /// `echo-harness capacity`: every block is a capacity search.
+    pub capacity_only: bool,
 }
 
 /// What a run will do, resolved from flags and config.
@@ -84,8 +86,11 @@ pub struct Plan {
     pub base_dir: PathBuf,
     /// `--quick`.
     pub quick: bool,
-    /// The cells.
+    /// The cells run at fixed loads (after the capacity searches, when a cell's rate is a
+    /// fraction of a capacity).
     pub cells: Vec<Cell>,
+    /// The loads searched for their capacity, first.
+    pub targets: Vec<Cell>,
     /// Server CPUs.
     pub server_cpus: CpuSet,
     /// Client CPUs.
@@ -123,6 +128,9 @@ impl Plan {
         if args.quick {
             config = config.quick();
         }
+        if args.capacity_only {
+            config = config.capacity_only();
+        }
         if let Some(trials) = args.trials {
             if trials == 0 {
                 bail!("--trials must be at least 1");
@@ -158,8 +166,21 @@ impl Plan {
             );
         }
         let cells = matrix::cells(&config);
-        if cells.is_empty() {
+        let targets = matrix::targets(&config);
+        if cells.is_empty() && targets.is_empty() {
             bail!("the matrix has no cells for the selected servers");
+        }
+        if let Some(orphan) = cells
+            .iter()
+            .find(|c| c.of_capacity.is_some() && !targets.contains(&c.shape()))
+        {
+            bail!(
+                "the cell `{orphan}` runs at a fraction of a capacity that no `capacity = true` block searches; add a capacity block with connections = [{}], size = [{}] and roundtrips = [{}] for server `{}`",
+                orphan.connections,
+                orphan.size,
+                orphan.roundtrips,
+                orphan.server
+            );
         }
         let allowed = CpuSet::new(allowed_cpus.to_vec());
         let (default_server, default_client) = CpuSet::split(&allowed);
@@ -193,6 +214,7 @@ impl Plan {
             base_dir,
             quick: args.quick,
             cells,
+            targets,
             server_cpus,
             client_cpus,
             retry_noisy: args.retry_noisy,

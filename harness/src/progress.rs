@@ -57,6 +57,7 @@ impl Progress {
     pub fn finished(&mut self, result: &TrialResult) {
         self.done += 1;
         let outcome = match (result.status, result.ok_report()) {
+            _ if !result.redone.is_empty() => format!("to be run again: {}", result.redone),
             (Status::Ok, Some(report)) => format!(
                 "{:.0} rt/s, p99 {}",
                 report.summary.round_trips_per_s,
@@ -86,6 +87,15 @@ impl Progress {
                     humantime::format_duration(Duration::from_secs(eta.as_secs()))
                 );
             }
+        }
+    }
+
+    /// A line about something other than a trial (a capacity probe): above the bar, or on
+    /// its own line.
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
         }
     }
 

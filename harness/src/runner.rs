@@ -12,8 +12,9 @@ use echobench_core::monitor::{Bracket, CpuOf};
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{self, CellSummary};
+use crate::capacity::CapacityResult;
 use crate::client::{self, Outcome};
-use crate::export::{self, charts, comparison, manifest, markdown, raw, summary};
+use crate::export::{self, capacity, charts, comparison, manifest, markdown, raw, summary};
 use crate::matrix::Cell;
 use crate::plan::Prepared;
 use crate::progress::Progress;
@@ -29,6 +30,8 @@ pub struct RunOutcome {
     pub results: Vec<TrialResult>,
     /// Per-cell summaries.
     pub summaries: Vec<CellSummary>,
+    /// The capacity searches.
+    pub capacities: Vec<CapacityResult>,
     /// The run was interrupted.
     pub interrupted: bool,
 }
@@ -41,6 +44,7 @@ pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::R
         run.out_dir.clone(),
         run.out_dir.join("trials"),
         run.out_dir.join("logs"),
+        run.out_dir.join("capacity"),
     ] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -51,16 +55,36 @@ pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::R
     let mut results: Vec<TrialResult> = Vec::new();
     writer.write(&results, false)?;
 
-    let mut interrupted = run_pass(
-        run,
-        &plan.cells,
-        0,
-        &mut results,
-        &mut progress,
-        &mut writer,
-        interrupt,
-    )
-    .await?;
+    if !plan.targets.is_empty() {
+        let mut prober = crate::capacity::probe::Prober::new(run, interrupt);
+        let mut observer = CapacityProgress {
+            writer: &mut writer,
+            progress: &progress,
+        };
+        let found = crate::capacity::search_all(
+            &plan.targets,
+            &plan.config.search,
+            &plan.config.slo.limits,
+            &mut prober,
+            &mut observer,
+        )
+        .await;
+        writer.capacities = found;
+    }
+    let cells = with_capacity_rates(&plan.cells, &writer.capacities);
+    let mut interrupted = interrupt.is_cancelled();
+    if !interrupted {
+        interrupted = run_pass(
+            run,
+            &cells,
+            0,
+            &mut results,
+            &mut progress,
+            &mut writer,
+            interrupt,
+        )
+        .await?;
+    }
     for attempt in 1..=plan.retry_noisy {
         if interrupted {
             break;
@@ -94,8 +118,59 @@ pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::R
     Ok(RunOutcome {
         results,
         summaries,
+        capacities: writer.capacities,
         interrupted,
     })
+}
+
+/// The cells with their rates: a fraction of a capacity becomes that share of the capacity
+/// found for the same server and load (left without a rate, so its trials fail saying why,
+/// when no capacity was found).
+fn with_capacity_rates(cells: &[Cell], capacities: &[CapacityResult]) -> Vec<Cell> {
+    cells
+        .iter()
+        .map(|cell| match cell.of_capacity {
+            None => cell.clone(),
+            Some(fraction) => Cell {
+                rate: capacities
+                    .iter()
+                    .find(|c| c.target == cell.shape())
+                    .and_then(CapacityResult::capacity_rps)
+                    .filter(|c| *c > 0.0)
+                    .map(|c| (c * fraction).round()),
+                ..cell.clone()
+            },
+        })
+        .collect()
+}
+
+/// Writes the capacity files and prints a line after every probe and search.
+struct CapacityProgress<'w, 'a> {
+    writer: &'w mut Writer<'a>,
+    progress: &'w Progress,
+}
+
+impl crate::capacity::Observer for CapacityProgress<'_, '_> {
+    fn probed(&mut self, results: &[CapacityResult], target: usize) {
+        if let Some(probe) = results[target].probes.last() {
+            self.progress.note(&probe.describe(&results[target].target));
+        }
+        self.write(results);
+    }
+
+    fn searched(&mut self, results: &[CapacityResult], target: usize) {
+        self.progress.note(&results[target].describe());
+        self.write(results);
+    }
+}
+
+impl CapacityProgress<'_, '_> {
+    fn write(&mut self, results: &[CapacityResult]) {
+        self.writer.capacities = results.to_vec();
+        if let Err(err) = self.writer.write(&[], false) {
+            eprintln!("warning: {err:#}");
+        }
+    }
 }
 
 /// Runs every trial of `cells` (trials interleaved), recording and writing after each one.
@@ -114,14 +189,28 @@ async fn run_pass(
             if interrupt.is_cancelled() {
                 return Ok(true);
             }
-            progress.starting(&format!("{cell} trial {trial}"));
-            let result = run_trial(run, cell, trial, attempt, interrupt).await;
-            progress.finished(&result);
-            let interrupted = result.status == Status::Interrupted;
-            results.push(result);
-            writer.write(results, false)?;
-            if interrupted || cooldown(run.plan.config.run.cooldown, interrupt).await {
-                return Ok(true);
+            // A trial that cannot be trusted is kept (marked) and run again, up to `redo`
+            // times; only the last run counts.
+            for redo in 0..=run.plan.config.run.redo {
+                progress.starting(&format!("{cell} trial {trial}"));
+                let mut result = run_trial(run, cell, trial, attempt, redo, interrupt).await;
+                let again = result
+                    .untrusted()
+                    .filter(|_| redo < run.plan.config.run.redo);
+                if let Some(why) = &again {
+                    result.redone.clone_from(why);
+                    progress.extend(1);
+                }
+                progress.finished(&result);
+                let interrupted = result.status == Status::Interrupted;
+                results.push(result);
+                writer.write(results, false)?;
+                if interrupted || cooldown(run.plan.config.run.cooldown, interrupt).await {
+                    return Ok(true);
+                }
+                if again.is_none() {
+                    break;
+                }
             }
         }
     }
@@ -141,15 +230,19 @@ async fn run_trial(
     cell: &Cell,
     trial: u32,
     attempt: u32,
+    redo: u32,
     interrupt: &CancellationToken,
 ) -> TrialResult {
     let plan = &prepared.plan;
     let run = &plan.config.run;
     let started_at = SystemTime::now();
-    let id = match attempt {
+    let mut id = match attempt {
         0 => format!("{}-t{trial}", cell.id()),
         a => format!("{}-t{trial}-a{a}", cell.id()),
     };
+    if redo > 0 {
+        id.push_str(&format!("-redo{redo}"));
+    }
     let spec = &plan.config.servers[cell.server_index];
     let launch = Launch {
         spec,
@@ -163,6 +256,13 @@ async fn run_trial(
         base_dir: &plan.base_dir,
     };
     let failed = |reason: String| TrialResult::failed(cell, trial, attempt, started_at, reason);
+    if let (Some(fraction), None) = (cell.of_capacity, cell.rate) {
+        return failed(format!(
+            "no capacity was found for {} to run {:.0}% of it (see capacity.csv)",
+            crate::capacity::target_name(&cell.shape()),
+            fraction * 100.0
+        ));
+    }
     let check = Check {
         size: cell.size,
         payload: spec.payload,
@@ -276,6 +376,8 @@ struct Writer<'a> {
     /// Open since the run started: the manifest's steal covers the whole run so far.
     whole_run: Bracket,
     servers: Vec<String>,
+    /// The capacity searches so far.
+    capacities: Vec<CapacityResult>,
 }
 
 impl<'a> Writer<'a> {
@@ -324,6 +426,7 @@ impl<'a> Writer<'a> {
             manifest,
             whole_run: Bracket::open(CpuOf::Process),
             servers: plan.config.servers.iter().map(|s| s.name.clone()).collect(),
+            capacities: Vec::new(),
         }
     }
 
@@ -353,6 +456,18 @@ impl<'a> Writer<'a> {
             export::write_csv(&dir.join(name), &header, &rows)
                 .with_context(|| format!("cannot write {}", dir.join(name).display()))
         };
+        if !self.run.plan.targets.is_empty() {
+            csv(
+                "capacity.csv",
+                capacity::header(),
+                capacity::rows(&self.capacities),
+            )?;
+            csv(
+                "probes.csv",
+                capacity::probe_header(),
+                capacity::probe_rows(&self.capacities),
+            )?;
+        }
         csv("raw.csv", raw::header(), raw::rows(results))?;
         csv("summary.csv", summary::header(), summary::rows(&summaries))?;
         csv(
@@ -362,7 +477,7 @@ impl<'a> Writer<'a> {
         )?;
         write(
             "summary.md",
-            markdown::render(&self.manifest, &summaries).as_bytes(),
+            markdown::render(&self.manifest, &summaries, &self.capacities).as_bytes(),
         )?;
         for (name, metric) in [
             ("throughput.svg", charts::Metric::Throughput),

@@ -63,6 +63,9 @@ pub struct TrialResult {
     pub report_file: Option<String>,
     /// The server's cost.
     pub server: Option<ServerCost>,
+    /// Why this trial was run again instead of counted (see [`TrialResult::untrusted`]);
+    /// empty when it counts.
+    pub redone: String,
 }
 
 impl TrialResult {
@@ -80,6 +83,7 @@ impl TrialResult {
             report: None,
             report_file: None,
             server: None,
+            redone: String::new(),
         }
     }
 
@@ -102,12 +106,42 @@ impl TrialResult {
         self.ok_report().map(|r| r.summary.round_trips_per_s)
     }
 
-    /// The report of a trial that ran to the end.
+    /// The report of a trial that ran to the end and counts (was not redone).
     pub fn ok_report(&self) -> Option<&Report> {
         match self.status {
-            Status::Ok => self.report.as_deref(),
-            Status::Failed | Status::Interrupted => None,
+            Status::Ok if self.redone.is_empty() => self.report.as_deref(),
+            Status::Ok | Status::Failed | Status::Interrupted => None,
         }
+    }
+
+    /// Why this trial's figures cannot be taken as the server's, if they cannot: CPU steal
+    /// above 5%, and at a fixed rate also a saturated client or a pacer that fell behind (more
+    /// than 1% of its sends late by its own doing). A closed-loop client is saturated by
+    /// design on a fast server, so there that is a flag (S), not a reason to run again.
+    pub fn untrusted(&self) -> Option<String> {
+        let report = self.ok_report()?;
+        if let Some(steal) = report
+            .client
+            .steal_percent
+            .filter(|s| *s > echobench_core::thresholds::HIGH_STEAL_PERCENT)
+        {
+            return Some(format!("CPU steal {steal:.1}%"));
+        }
+        self.cell.rate?;
+        if report.flags.client_saturated {
+            return Some(format!(
+                "client saturated ({:.0}% of its CPU)",
+                report.client.utilization * 100.0
+            ));
+        }
+        let behind = report.summary.pacer_late_sends.unwrap_or(0) as f64
+            / report.summary.round_trips.max(1) as f64;
+        (behind > crate::capacity::PACER_BEHIND).then(|| {
+            format!(
+                "pacer behind ({:.2}% of sends late by the client)",
+                behind * 100.0
+            )
+        })
     }
 
     /// Server CPU microseconds per completed round trip.

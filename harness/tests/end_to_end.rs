@@ -71,7 +71,7 @@ fn two_servers_one_cell() {
 
     let (header, rows) = read_csv(&run.join("comparison.csv"));
     assert_eq!(
-        header[5..],
+        header[6..],
         [
             "hyper_rps",
             "hyper_rps_ratio",

@@ -9,6 +9,9 @@ use tokio::time::Instant;
 
 use crate::options::Faults;
 
+/// How early an echo held by `max_rate` may leave before its slot (see [`FaultPlan::hold`]).
+const RATE_EARLY: Duration = Duration::from_millis(1);
+
 /// Shared, per-server fault state. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct FaultPlan {
@@ -17,6 +20,8 @@ pub struct FaultPlan {
     started: Instant,
     /// Echoes sent so far across the whole server; only touched when `corrupt_every` is set.
     echoes: AtomicU64,
+    /// With `max_rate`: the next free send slot, in nanoseconds since `started`.
+    next_slot: AtomicU64,
 }
 
 impl FaultPlan {
@@ -26,6 +31,7 @@ impl FaultPlan {
             faults,
             started: Instant::now(),
             echoes: AtomicU64::new(0),
+            next_slot: AtomicU64::new(0),
         }
     }
 
@@ -34,14 +40,52 @@ impl FaultPlan {
         &self.faults
     }
 
-    /// Waits as the faults require before an echo is sent: the fixed delay, then to the end
-    /// of a stall window if the echo falls inside one.
+    /// Waits as the faults require before an echo is sent: the CPU cost, the fixed delay, to
+    /// the end of a stall window if the echo falls inside one, then for its turn under the
+    /// rate limit.
     pub async fn hold(&self) {
+        if let Some(cost) = self.faults.echo_cost {
+            burn(cost);
+        }
         if let Some(delay) = self.faults.delay {
             tokio::time::sleep(delay).await;
         }
         if let Some(until) = self.stalled_until(Instant::now()) {
             tokio::time::sleep_until(until).await;
+        }
+        if let Some(slot) = self.rate_slot(Instant::now()) {
+            // The timer wakes up to a millisecond late, which at a few thousand echoes per
+            // second would hold back more than the limit does; waking up to RATE_EARLY
+            // before the slot keeps the long-run rate exact (slots stay 1 / max_rate apart)
+            // and the jitter under a millisecond.
+            if let Some(wake) = slot.checked_sub(RATE_EARLY).filter(|w| *w > Instant::now()) {
+                tokio::time::sleep_until(wake).await;
+            }
+        }
+    }
+
+    /// With `max_rate`, reserves the next send slot for an echo ready at `now` and returns it
+    /// when it lies in the future: slots are `1 / max_rate` apart, so at most `max_rate` echoes
+    /// leave per second and the rest queue in arrival order.
+    pub fn rate_slot(&self, now: Instant) -> Option<Instant> {
+        let rate = self.faults.max_rate?;
+        let period = 1_000_000_000 / u64::from(rate.get());
+        let now_ns = u64::try_from(now.saturating_duration_since(self.started).as_nanos())
+            .unwrap_or(u64::MAX);
+        let mut next = self.next_slot.load(Ordering::Relaxed);
+        loop {
+            let slot = next.max(now_ns);
+            match self.next_slot.compare_exchange_weak(
+                next,
+                slot.saturating_add(period),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return (slot > now_ns).then(|| self.started + Duration::from_nanos(slot));
+                }
+                Err(current) => next = current,
+            }
         }
     }
 
@@ -78,6 +122,15 @@ impl FaultPlan {
     /// requests, or done `count` reads) must be closed.
     pub fn close_now(&self, count: u64) -> bool {
         self.faults.close_after.is_some_and(|n| count >= n.get())
+    }
+}
+
+/// Keeps the calling thread busy for `cost`: the echo's CPU cost is spent, not slept, so it
+/// competes for the server's CPU the way real work does.
+fn burn(cost: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < cost {
+        std::hint::spin_loop();
     }
 }
 
@@ -165,6 +218,31 @@ mod tests {
                 assert_eq!(bytes.len(), text.len());
             }
         }
+    }
+
+    /// Under a rate limit of 1,000/s, echoes ready together get slots 1 ms apart in arrival
+    /// order; once the queue has drained an echo goes at once.
+    #[test]
+    fn rate_slots() {
+        let p = plan(Faults {
+            max_rate: std::num::NonZeroU32::new(1000),
+            ..Faults::default()
+        });
+        let t0 = p.started;
+        let ms = Duration::from_millis;
+        let slots: Vec<Option<Instant>> = (0..3).map(|_| p.rate_slot(t0)).collect();
+        assert_eq!(slots, [None, Some(t0 + ms(1)), Some(t0 + ms(2))]);
+        assert_eq!(p.rate_slot(t0 + ms(10)), None);
+        assert_eq!(p.rate_slot(t0 + ms(10)), Some(t0 + ms(11)));
+        assert_eq!(plan(Faults::default()).rate_slot(t0), None);
+    }
+
+    /// The CPU cost is spent before the echo, at least as long as asked.
+    #[test]
+    fn echo_cost_burns() {
+        let start = std::time::Instant::now();
+        burn(Duration::from_millis(2));
+        assert!(start.elapsed() >= Duration::from_millis(2));
     }
 
     /// close_now is false without the fault and true from the Nth event on.

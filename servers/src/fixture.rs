@@ -74,6 +74,19 @@ impl FixtureBuilder {
         self
     }
 
+    /// Burns `cost` of CPU before every echo (a known handicap per round trip).
+    pub fn echo_cost(mut self, cost: Duration) -> Self {
+        self.options.faults.echo_cost = Some(cost);
+        self
+    }
+
+    /// Sends at most `per_second` echoes per second in total; the rest queue (a known
+    /// capacity). Zero turns it off.
+    pub fn max_rate(mut self, per_second: u32) -> Self {
+        self.options.faults.max_rate = std::num::NonZeroU32::new(per_second);
+        self
+    }
+
     /// Listens on `addr` instead of `127.0.0.1:0`.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;

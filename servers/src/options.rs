@@ -1,7 +1,7 @@
 //! What a server is told at start: limits, timeouts and the faults it should inject. The same
 //! [`Options`] drive the `echo-server` binary (from flags) and the [`crate::Fixture`] builder.
 
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 /// Default largest message (HTTP body or WebSocket message) a server accepts: 16 MiB.
@@ -71,6 +71,12 @@ pub struct Faults {
     pub corrupt_every: Option<NonZeroU64>,
     /// Periodically the whole server stops answering, for coordinated-omission tests.
     pub stall: Option<Stall>,
+    /// Every echo first burns this much CPU on the thread serving it: a handicap with a known
+    /// cost per round trip (for checking that a comparison detects it).
+    pub echo_cost: Option<Duration>,
+    /// At most this many echoes per second leave the whole server; echoes beyond the rate
+    /// queue for their turn: a server with a known capacity (for checking a capacity search).
+    pub max_rate: Option<NonZeroU32>,
 }
 
 /// A periodic stall: starting `every` after the server starts, and again each `every` after

@@ -1,4 +1,5 @@
-//! `comparison.csv`: one row per load (protocol, connections, size, roundtrips, rate) and, for
+//! `comparison.csv`: one row per load (protocol, connections, size, roundtrips, rate or share
+//! of capacity) and, for
 //! every server, its median throughput and ratio to the best server of that load, then its p99
 //! and ratio to the best (lowest) p99. Servers that did not run a load have empty cells.
 
@@ -8,9 +9,16 @@ use crate::matrix::Load;
 
 /// The columns for these servers.
 pub fn header(servers: &[String]) -> Vec<String> {
-    let mut columns: Vec<String> = ["protocol", "connections", "size", "roundtrips", "rate"]
-        .map(String::from)
-        .to_vec();
+    let mut columns: Vec<String> = [
+        "protocol",
+        "connections",
+        "size",
+        "roundtrips",
+        "rate",
+        "rate_of_capacity",
+    ]
+    .map(String::from)
+    .to_vec();
     for server in servers {
         columns.push(format!("{server}_rps"));
         columns.push(format!("{server}_rps_ratio"));
@@ -52,6 +60,7 @@ pub fn rows(summaries: &[CellSummary], servers: &[String]) -> Vec<Vec<String>> {
                 load.size.to_string(),
                 load.roundtrips.to_string(),
                 load.rate.map(|r| r.to_string()).unwrap_or_default(),
+                load.of_capacity.map(|r| r.to_string()).unwrap_or_default(),
             ];
             for server in servers {
                 let value = find(server).and_then(rps);

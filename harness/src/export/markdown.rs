@@ -8,6 +8,7 @@ use echobench_core::format::{count, duration};
 use super::comparison::loads;
 use super::manifest::Manifest;
 use crate::aggregate::{CellSummary, NOISY_CV_PERCENT};
+use crate::capacity::CapacityResult;
 use crate::matrix::Load;
 
 fn family(load: &Load) -> String {
@@ -15,9 +16,13 @@ fn family(load: &Load) -> String {
         0 => "connections kept".to_owned(),
         r => format!("connections replaced every {r} round trips"),
     };
-    let mode = match load.rate {
-        Some(rate) => format!("open loop at {rate}/s"),
-        None => "closed loop".to_owned(),
+    let mode = match (load.of_capacity, load.rate) {
+        (Some(fraction), _) => format!(
+            "open loop at {:.0}% of each server's capacity",
+            fraction * 100.0
+        ),
+        (None, Some(rate)) => format!("open loop at {rate}/s"),
+        (None, None) => "closed loop (saturated: who wins the race for a core)".to_owned(),
     };
     format!(
         "{}: {}-byte messages, {lifetime}, {mode}",
@@ -31,7 +36,11 @@ fn protocol_title(load: &Load) -> &'static str {
 }
 
 /// Renders the page.
-pub fn render(manifest: &Manifest, summaries: &[CellSummary]) -> String {
+pub fn render(
+    manifest: &Manifest,
+    summaries: &[CellSummary],
+    capacities: &[CapacityResult],
+) -> String {
     let mut out = String::new();
     let m = &manifest.machine;
     let run = &manifest.config.run;
@@ -62,6 +71,11 @@ pub fn render(manifest: &Manifest, summaries: &[CellSummary]) -> String {
             .map_or_else(|| "unknown".to_owned(), |s| format!("{s:.2}%")),
     );
     let _ = writeln!(out, "Command: `{}`\n", manifest.command_line.join(" "));
+    out.push_str(&super::capacity::markdown(capacities));
+    if summaries.is_empty() {
+        return out;
+    }
+    out.push('\n');
     let _ = writeln!(
         out,
         "Each entry: median round trips per second over the trials, (ratio to the best server of that load), and p99 latency read off the trials' merged HDR histograms. Flags: **N** noisy, **S** client saturated, **F** failed trials (see below).\n"
@@ -96,6 +110,7 @@ pub fn render(manifest: &Manifest, summaries: &[CellSummary]) -> String {
         let _ = writeln!(out);
     }
 
+    out.push_str(&cost_at_fixed_rates(summaries));
     let _ = writeln!(out, "\n## Server cost\n");
     let _ = writeln!(
         out,
@@ -168,6 +183,85 @@ pub fn render(manifest: &Manifest, summaries: &[CellSummary]) -> String {
         out,
         "\n![throughput](throughput.svg)\n\n![p99 latency](p99.svg)"
     );
+    out
+}
+
+/// The cost table: every open-loop cell, grouped by load across protocols, with the server's
+/// CPU per round trip (the figure that repeats run to run) and its ratio to `tcp`'s.
+fn cost_at_fixed_rates(summaries: &[CellSummary]) -> String {
+    let open: Vec<&CellSummary> = summaries.iter().filter(|s| s.cell.rate.is_some()).collect();
+    if open.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "\n## Cost at a fixed rate\n");
+    let _ = writeln!(
+        out,
+        "Open loop at a rate every server carries: the server's CPU per round trip (median over trials, with its CV), the ratio to the `tcp` server's at the same load, corrected latency from the merged histograms, and sends held back by an unanswered echo. These figures do not depend on who wins a race for a core.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| server | load | offered | server CPU per round trip | CV | ratio to tcp | corrected p50 | p99 | p99.9 | late sends | trials (redone) |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let key = |s: &CellSummary| {
+        (
+            s.cell.connections,
+            s.cell.size,
+            s.cell.roundtrips,
+            s.cell.of_capacity.map(f64::to_bits),
+            s.cell
+                .of_capacity
+                .map_or(s.cell.rate.map(f64::to_bits), |_| None),
+        )
+    };
+    let mut keys: Vec<_> = open.iter().map(|s| key(s)).collect();
+    keys.dedup();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let group: Vec<&&CellSummary> = open.iter().filter(|s| key(s) == k).collect();
+        let floor = group
+            .iter()
+            .find(|s| s.cell.server == "tcp")
+            .and_then(|s| s.server_cpu_us_per_round_trip.map(|v| v.median));
+        for s in group {
+            let c = &s.cell;
+            let cpu = s.server_cpu_us_per_round_trip;
+            let p = s.corrected.filter(|p| p.count > 0);
+            let offered = match c.of_capacity {
+                Some(f) => format!(
+                    "{}/s ({:.0}% of capacity)",
+                    count(c.rate.unwrap_or(0.0).round() as u64),
+                    f * 100.0
+                ),
+                None => format!("{}/s", count(c.rate.unwrap_or(0.0).round() as u64)),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | c={} size={} r={} | {offered} | {} | {} | {} | {} | {} | {} | {} | {} ({}) |",
+                c.server,
+                c.connections,
+                c.size,
+                c.roundtrips,
+                cpu.map_or_else(|| "-".to_owned(), |v| format!("{:.2} µs", v.median)),
+                cpu.and_then(|v| v.cv_percent)
+                    .map_or_else(|| "-".to_owned(), |cv| format!("{cv:.1}%")),
+                cpu.zip(floor)
+                    .map_or_else(|| "-".to_owned(), |(v, f)| format!("{:.3}", v.median / f)),
+                p.map_or_else(|| "-".to_owned(), |p| duration(p.p50)),
+                p.map_or_else(|| "-".to_owned(), |p| duration(p.p99)),
+                p.map_or_else(|| "-".to_owned(), |p| duration(p.p999)),
+                s.late_sends_percent
+                    .map_or_else(|| "-".to_owned(), |l| format!("{l:.2}%")),
+                s.trials_ok,
+                s.trials_redone,
+            );
+        }
+    }
     out
 }
 

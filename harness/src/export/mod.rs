@@ -3,6 +3,7 @@
 //! `raw.csv`, `summary.csv`, `comparison.csv`, `summary.md`, `throughput.svg`, `p99.svg` and
 //! `manifest.json` (plus the per-trial client reports in `trials/`).
 
+pub mod capacity;
 pub mod charts;
 pub mod comparison;
 pub mod manifest;

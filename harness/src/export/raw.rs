@@ -17,7 +17,9 @@ pub fn header() -> Vec<String> {
         "size",
         "roundtrips",
         "rate",
+        "rate_of_capacity",
         "status",
+        "redone",
         "reason",
         "started_at",
         "measured_s",
@@ -79,7 +81,9 @@ fn row(t: &TrialResult) -> Vec<String> {
         c.size.to_string(),
         c.roundtrips.to_string(),
         c.rate.map(|r| r.to_string()).unwrap_or_default(),
+        c.of_capacity.map(|r| r.to_string()).unwrap_or_default(),
         t.status.as_str().to_owned(),
+        t.redone.clone(),
         // The whole reason (a failure's stderr tail included) on one line.
         t.reason
             .lines()

@@ -13,9 +13,11 @@ pub fn header() -> Vec<String> {
         "size",
         "roundtrips",
         "rate",
+        "rate_of_capacity",
         "attempt",
         "trials_ok",
         "trials_failed",
+        "trials_redone",
         "rps_median",
         "rps_mean",
         "rps_min",
@@ -28,8 +30,12 @@ pub fn header() -> Vec<String> {
         "latency_p99_us",
         "latency_p999_us",
         "latency_max_us",
+        "corrected_p50_us",
         "corrected_p99_us",
+        "corrected_p999_us",
+        "late_sends_percent",
         "server_cpu_us_per_round_trip",
+        "server_cpu_cv_percent",
         "server_cpu_utilization",
         "server_rss_peak_mib",
         "server_rss_per_connection_kib",
@@ -51,6 +57,7 @@ pub fn rows(summaries: &[CellSummary]) -> Vec<Vec<String>> {
             let c = &s.cell;
             let t = s.throughput;
             let l = s.latency.filter(|p| p.count > 0);
+            let corrected = s.corrected.filter(|p| p.count > 0);
             vec![
                 c.id(),
                 c.server.clone(),
@@ -59,9 +66,11 @@ pub fn rows(summaries: &[CellSummary]) -> Vec<Vec<String>> {
                 c.size.to_string(),
                 c.roundtrips.to_string(),
                 c.rate.map(|r| r.to_string()).unwrap_or_default(),
+                c.of_capacity.map(|r| r.to_string()).unwrap_or_default(),
                 s.attempt.to_string(),
                 s.trials_ok.to_string(),
                 s.trials_failed.to_string(),
+                s.trials_redone.to_string(),
                 num(t.map(|t| t.median), 1),
                 num(t.map(|t| t.mean), 1),
                 num(t.map(|t| t.min), 1),
@@ -74,11 +83,12 @@ pub fn rows(summaries: &[CellSummary]) -> Vec<Vec<String>> {
                 l.map(|p| micros(p.p99)).unwrap_or_default(),
                 l.map(|p| micros(p.p999)).unwrap_or_default(),
                 l.map(|p| micros(p.max)).unwrap_or_default(),
-                s.corrected
-                    .filter(|p| p.count > 0)
-                    .map(|p| micros(p.p99))
-                    .unwrap_or_default(),
+                corrected.map(|p| micros(p.p50)).unwrap_or_default(),
+                corrected.map(|p| micros(p.p99)).unwrap_or_default(),
+                corrected.map(|p| micros(p.p999)).unwrap_or_default(),
+                num(s.late_sends_percent, 3),
                 num(s.server_cpu_us_per_round_trip.map(|v| v.median), 3),
+                num(s.server_cpu_us_per_round_trip.and_then(|v| v.cv_percent), 2),
                 num(s.server_cpu_utilization.map(|v| v.median), 3),
                 num(s.rss_peak.map(|v| v.median / 1048576.0), 3),
                 num(s.rss_per_connection.map(|v| v.median / 1024.0), 3),

@@ -77,6 +77,16 @@ pub(crate) struct Args {
     /// Fault: how long each stall lasts; shorter than --stall-every.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_every", help_heading = "Faults (for testing clients)")]
     pub(crate) stall_for: Option<Duration>,
+
+    /// Fault: burn DURATION of CPU before every echo (e.g. 2us): a known handicap per round
+    /// trip.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Faults (for testing clients)")]
+    pub(crate) echo_cost: Option<Duration>,
+
+    /// Fault: send at most N echoes per second in total; the rest queue in arrival order (a
+    /// server with a known capacity).
+    #[arg(long, value_name = "N", help_heading = "Faults (for testing clients)")]
+    pub(crate) max_rate: Option<std::num::NonZeroU32>,
 }
 
 impl Args {
@@ -95,6 +105,8 @@ impl Args {
                 close_after: self.close_after,
                 corrupt_every: self.corrupt_every,
                 stall,
+                echo_cost: self.echo_cost,
+                max_rate: self.max_rate,
             },
         };
         options.validate()?;
@@ -225,6 +237,10 @@ mod tests {
             "1024",
             "--ws-read-buffer",
             "4096",
+            "--echo-cost",
+            "3us",
+            "--max-rate",
+            "500",
         ])
         .unwrap();
         assert_eq!(args.implementation, Some(Impl::Tcp));
@@ -234,6 +250,8 @@ mod tests {
         assert_eq!(options.faults.delay, Some(Duration::from_millis(5)));
         assert_eq!(options.faults.close_after, NonZeroU64::new(3));
         assert_eq!(options.faults.corrupt_every, NonZeroU64::new(7));
+        assert_eq!(options.faults.echo_cost, Some(Duration::from_micros(3)));
+        assert_eq!(options.faults.max_rate, std::num::NonZeroU32::new(500));
         assert_eq!(
             options.faults.stall,
             Some(Stall {
@@ -248,11 +266,12 @@ mod tests {
     /// Bad flags are refused by the parser (exit code 2), each naming the problem.
     #[test]
     fn bad_flags_are_refused() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 7] = [
             (&[], "required"),
             (&["nginx"], "unknown server implementation `nginx`"),
             (&["tcp", "--close-after", "0"], "--close-after"),
             (&["tcp", "--delay", "soon"], "--delay"),
+            (&["tcp", "--max-rate", "0"], "--max-rate"),
             (&["tcp", "--stall-every", "1s"], "--stall-for"),
             (&["tcp", "--addr", "localhost"], "--addr"),
         ];
