@@ -41,6 +41,10 @@ bench *ARGS:
 bench-quick *ARGS:
     cargo run --release --quiet -p echo-harness -- run --quick --out target/bench-quick {{ARGS}}
 
+# Does run B reproduce run A? Capacity ratios to tcp within 3%, fixed-rate costs within 2%.
+repro A B:
+    cargo run --release --quiet -p echo-harness -- compare --repro {{A}} {{B}}
+
 # wrk -t1 -c64 against hyper and axum (GET / and POST /echo), pinned, interleaved rounds.
 wrk-servers ROUNDS="3" DURATION="10s":
     scripts/wrk-servers.sh {{ROUNDS}} {{DURATION}}

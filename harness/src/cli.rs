@@ -38,12 +38,18 @@ pub enum Command {
     /// the highest offered rate at which it holds, confirmed, with a 95% interval. Writes
     /// capacity.csv and probes.csv beside the usual files.
     Capacity(RunArgs),
-    /// Compare two runs cell by cell (Welch's t-test over trials).
+    /// Compare two runs cell by cell (Welch's t-test over trials and searches): capacity by
+    /// the capacities found, fixed-rate cells by server CPU per round trip, closed-loop cells
+    /// by throughput.
     Compare {
         /// The baseline run folder.
         a: PathBuf,
         /// The run folder to judge against it.
         b: PathBuf,
+        /// Check instead that B reproduces A: every capacity ratio to tcp within 3%, every
+        /// fixed-rate server CPU per round trip within 2% (exit 4 when one does not).
+        #[arg(long)]
+        repro: bool,
     },
     /// Check echo-client against wrk, h2load, oha and peer clients on the same pinned server.
     Crosscheck(crate::crosscheck::CrosscheckArgs),
@@ -100,7 +106,7 @@ pub fn main(cli: Cli) -> u8 {
             print!("{}", crate::config::DEFAULT);
             exit::OK
         }
-        Some(Command::Compare { a, b }) => compare(&a, &b),
+        Some(Command::Compare { a, b, repro }) => compare(&a, &b, repro),
         Some(Command::Crosscheck(args)) => crate::crosscheck::main(&args),
         Some(Command::Exec(args)) => crate::exec::main(&args),
         Some(Command::Run(args)) => run(&args, false),
@@ -109,18 +115,16 @@ pub fn main(cli: Cli) -> u8 {
     }
 }
 
-fn compare(a: &Path, b: &Path) -> u8 {
+fn compare(a: &Path, b: &Path, repro: bool) -> u8 {
+    let (a_name, b_name) = (a.display().to_string(), b.display().to_string());
     match (crate::compare::read_run(a), crate::compare::read_run(b)) {
+        (Ok(ra), Ok(rb)) if repro => {
+            let (table, all) = crate::compare::render_repro(&a_name, &b_name, &ra, &rb);
+            print!("{table}");
+            if all { exit::OK } else { exit::DISAGREE }
+        }
         (Ok(ra), Ok(rb)) => {
-            print!(
-                "{}",
-                crate::compare::render(
-                    &a.display().to_string(),
-                    &b.display().to_string(),
-                    &ra,
-                    &rb
-                )
-            );
+            print!("{}", crate::compare::render(&a_name, &b_name, &ra, &rb));
             exit::OK
         }
         (Err(err), _) | (_, Err(err)) => {

@@ -1,6 +1,14 @@
-//! `echo-harness compare RUN_A RUN_B`: per-cell throughput change between two runs, each
-//! judged with Welch's t-test over the trials (two-sided, α = 0.05) as faster, slower, or no
-//! significant difference. Reads `raw.csv`, so any published run can be compared.
+//! `echo-harness compare RUN_A RUN_B`: what changed between two runs, per cell and per
+//! capacity search, each judged with Welch's t-test (two-sided, α = 0.05) over the trials or
+//! searches of both runs. Each kind of cell is judged by the figure it is about: closed-loop
+//! cells by throughput (faster / slower), fixed-rate cells by the server's CPU per round trip
+//! (cheaper / costlier: their throughput is the rate), capacity searches by the capacities the
+//! searches found (higher / lower). Reads `raw.csv` and `capacity.csv`, so any published run
+//! can be compared; trials marked `redone` are left out.
+//!
+//! `--repro` asks instead whether B reproduces A: each server's capacity as a ratio to the
+//! `tcp` server's at the same load within 3%, and each fixed-rate cell's server CPU per round
+//! trip within 2%, the targets a published headline must meet.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -11,49 +19,84 @@ use crate::stats::{self, Welch};
 /// Significance level.
 pub const ALPHA: f64 = 0.05;
 
-/// One cell's trials in one run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CellTrials {
-    /// Readable cell description.
-    pub label: String,
-    /// Throughput of each ok trial of the latest attempt.
-    pub rps: Vec<f64>,
+/// `--repro`: largest change of a capacity ratio to tcp that still reproduces.
+pub const REPRO_CAPACITY: f64 = 0.03;
+
+/// `--repro`: largest change of a server's CPU per round trip that still reproduces.
+pub const REPRO_COST: f64 = 0.02;
+
+/// What a cell is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Metric {
+    /// Capacity under the SLO, round trips/s (higher is better), one value per search.
+    Capacity,
+    /// Server CPU µs per round trip at a fixed rate (lower is better), one value per trial.
+    Cost,
+    /// Closed-loop throughput, round trips/s (higher is better), one value per trial.
+    Throughput,
 }
 
-/// How a cell changed from run A to run B (Welch's t-test over trials).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// B is faster (higher throughput), significantly.
-    Faster,
-    /// B is slower, significantly.
-    Slower,
-    /// The difference is within the noise.
-    NoSignificantDifference,
-    /// Fewer than two trials on a side, or no variance at all: cannot judge.
-    CannotJudge,
-}
-
-impl Change {
-    fn text(self) -> &'static str {
+impl Metric {
+    fn unit(self) -> &'static str {
         match self {
-            Change::Faster => "faster",
-            Change::Slower => "slower",
-            Change::NoSignificantDifference => "no significant difference",
-            Change::CannotJudge => "cannot judge (too few trials)",
+            Metric::Capacity | Metric::Throughput => "rt/s",
+            Metric::Cost => "µs/rt",
         }
     }
+
+    fn higher_is_better(self) -> bool {
+        self != Metric::Cost
+    }
+
+    fn words(self) -> (&'static str, &'static str) {
+        match self {
+            Metric::Capacity => ("higher capacity", "lower capacity"),
+            Metric::Cost => ("cheaper", "costlier"),
+            Metric::Throughput => ("faster", "slower"),
+        }
+    }
+}
+
+/// One cell's (or capacity search's) values in one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellTrials {
+    /// Readable description.
+    pub label: String,
+    /// What the values are.
+    pub metric: Metric,
+    /// One value per counted trial of the latest attempt, or per search.
+    pub values: Vec<f64>,
+    /// The server, and its load without the server (to find `tcp`'s at the same load).
+    pub server: String,
+    /// The load, as a key shared by the servers that ran it.
+    pub load: String,
+}
+
+/// How a cell changed from run A to run B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// B is better (faster, cheaper, higher capacity), significantly.
+    Better,
+    /// B is worse, significantly.
+    Worse,
+    /// The difference is within the noise.
+    NoSignificantDifference,
+    /// Fewer than two values on a side, or no variance at all: cannot judge.
+    CannotJudge,
 }
 
 /// A cell in both runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
-    /// Cell id.
+    /// Key (cell id, or `capacity:<target>`).
     pub cell: String,
     /// Description.
     pub label: String,
-    /// Median throughput in A.
+    /// What is compared.
+    pub metric: Metric,
+    /// Median in A.
     pub a_median: f64,
-    /// Median throughput in B.
+    /// Median in B.
     pub b_median: f64,
     /// The test, when it could be made.
     pub welch: Option<Welch>,
@@ -61,80 +104,163 @@ pub struct Comparison {
     pub verdict: Change,
 }
 
-/// Reads the ok trials of the latest attempt of every cell from `run/raw.csv`.
+impl Comparison {
+    /// The verdict in the metric's words.
+    pub fn verdict_text(&self) -> &'static str {
+        let (better, worse) = self.metric.words();
+        match self.verdict {
+            Change::Better => better,
+            Change::Worse => worse,
+            Change::NoSignificantDifference => "no significant difference",
+            Change::CannotJudge => "cannot judge (too few values)",
+        }
+    }
+}
+
+/// Reads a run folder: every cell's counted trials of its latest attempt from `raw.csv`, and
+/// every capacity search from `capacity.csv` when there is one.
 pub fn read_run(run: &Path) -> Result<BTreeMap<String, CellTrials>, String> {
-    let path = run.join("raw.csv");
-    let mut reader = csv::Reader::from_path(&path)
+    let mut cells = read_raw(&run.join("raw.csv"))?;
+    let capacity = run.join("capacity.csv");
+    if capacity.is_file() {
+        cells.extend(read_capacity(&capacity)?);
+    }
+    Ok(cells)
+}
+
+/// A CSV file's rows as maps from column to value.
+fn rows(path: &Path) -> Result<Vec<BTreeMap<String, String>>, String> {
+    let mut reader = csv::Reader::from_path(path)
         .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     let headers = reader
         .headers()
         .map_err(|err| format!("{}: {err}", path.display()))?
         .clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| {
-            format!(
-                "{}: no `{name}` column; is this an echo-harness run?",
-                path.display()
-            )
+    reader
+        .records()
+        .map(|record| {
+            let record = record.map_err(|err| format!("{}: {err}", path.display()))?;
+            Ok(headers
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect())
         })
-    };
-    let (cell, attempt, status, rps) = (
-        column("cell_id")?,
-        column("attempt")?,
-        column("status")?,
-        column("round_trips_per_s")?,
-    );
-    let (server, connections, size, roundtrips, rate) = (
-        column("server")?,
-        column("connections")?,
-        column("size")?,
-        column("roundtrips")?,
-        column("rate")?,
-    );
-    let mut rows: Vec<(String, u32, String, f64)> = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|err| format!("{}: {err}", path.display()))?;
-        let field = |i: usize| record.get(i).unwrap_or("");
-        if field(status) != "ok" {
-            continue;
-        }
-        let Ok(value) = field(rps).parse::<f64>() else {
-            continue;
-        };
-        let mut label = format!(
-            "{} c={} size={} r={}",
-            field(server),
-            field(connections),
-            field(size),
-            field(roundtrips)
-        );
-        if !field(rate).is_empty() {
-            let _ = write!(label, " rate={}/s", field(rate));
-        }
-        rows.push((
-            field(cell).to_owned(),
-            field(attempt).parse().unwrap_or(0),
-            label,
-            value,
+        .collect()
+}
+
+fn read_raw(path: &Path) -> Result<BTreeMap<String, CellTrials>, String> {
+    let rows = rows(path)?;
+    let need = [
+        "cell_id",
+        "attempt",
+        "status",
+        "round_trips_per_s",
+        "server",
+        "connections",
+        "size",
+        "roundtrips",
+        "rate",
+    ];
+    if let Some(first) = rows.first()
+        && let Some(missing) = need.iter().find(|c| !first.contains_key(**c))
+    {
+        return Err(format!(
+            "{}: no `{missing}` column; is this an echo-harness run?",
+            path.display()
         ));
     }
-    let mut cells: BTreeMap<String, CellTrials> = BTreeMap::new();
-    let latest: BTreeMap<&str, u32> = rows.iter().fold(BTreeMap::new(), |mut m, (c, a, _, _)| {
-        let e = m.entry(c.as_str()).or_insert(*a);
-        *e = (*e).max(*a);
+    let get =
+        |row: &BTreeMap<String, String>, name: &str| row.get(name).cloned().unwrap_or_default();
+    let latest: BTreeMap<String, u32> = rows.iter().fold(BTreeMap::new(), |mut m, row| {
+        let attempt = get(row, "attempt").parse().unwrap_or(0);
+        let e = m.entry(get(row, "cell_id")).or_insert(attempt);
+        *e = (*e).max(attempt);
         m
     });
-    for (cell, attempt, label, value) in &rows {
-        if latest.get(cell.as_str()) == Some(attempt) {
-            cells
-                .entry(cell.clone())
-                .or_insert_with(|| CellTrials {
-                    label: label.clone(),
-                    rps: Vec::new(),
-                })
-                .rps
-                .push(*value);
+    let mut cells: BTreeMap<String, CellTrials> = BTreeMap::new();
+    for row in &rows {
+        let cell = get(row, "cell_id");
+        // `redone` is absent from runs published before it existed: every trial counted.
+        if get(row, "status") != "ok"
+            || !get(row, "redone").is_empty()
+            || latest.get(&cell).copied() != get(row, "attempt").parse().ok()
+        {
+            continue;
         }
+        let rate = get(row, "rate");
+        let share = get(row, "rate_of_capacity");
+        let (metric, value) = if rate.is_empty() {
+            (Metric::Throughput, get(row, "round_trips_per_s"))
+        } else {
+            (Metric::Cost, get(row, "server_cpu_us_per_round_trip"))
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let mut load = format!(
+            "c={} size={} r={}",
+            get(row, "connections"),
+            get(row, "size"),
+            get(row, "roundtrips")
+        );
+        match (share.is_empty(), rate.is_empty()) {
+            (false, _) => {
+                let _ = write!(load, " rate={share} of capacity");
+            }
+            (true, false) => {
+                let _ = write!(load, " rate={rate}/s");
+            }
+            (true, true) => {}
+        }
+        let server = get(row, "server");
+        cells
+            .entry(cell)
+            .or_insert_with(|| CellTrials {
+                label: format!("{server} {load}"),
+                metric,
+                values: Vec::new(),
+                server,
+                load,
+            })
+            .values
+            .push(value);
+    }
+    Ok(cells)
+}
+
+fn read_capacity(path: &Path) -> Result<BTreeMap<String, CellTrials>, String> {
+    let mut cells = BTreeMap::new();
+    for row in rows(path)? {
+        let get = |name: &str| row.get(name).cloned().unwrap_or_default();
+        let ends: Vec<String> = get("ends").split(';').map(str::to_owned).collect();
+        // The searches that converged on their own; lower bounds are not capacities.
+        let values: Vec<f64> = get("estimates")
+            .split(';')
+            .zip(&ends)
+            .filter(|(_, end)| *end == "converged")
+            .filter_map(|(e, _)| e.parse().ok())
+            .collect();
+        let scale: f64 = get("per_connection_rate").parse().unwrap_or(1.0);
+        let load = match get("connections").as_str() {
+            "" => format!(
+                "connections at {scale}/s each, size={} r={}",
+                get("size"),
+                get("roundtrips")
+            ),
+            c => format!("c={c} size={} r={}", get("size"), get("roundtrips")),
+        };
+        let server = get("server");
+        cells.insert(
+            format!("capacity:{server} {load}"),
+            CellTrials {
+                label: format!("capacity {server} {load}"),
+                metric: Metric::Capacity,
+                values: values.iter().map(|v| v * scale).collect(),
+                server,
+                load,
+            },
+        );
     }
     Ok(cells)
 }
@@ -144,27 +270,36 @@ pub fn compare(
     a: &BTreeMap<String, CellTrials>,
     b: &BTreeMap<String, CellTrials>,
 ) -> Vec<Comparison> {
-    a.iter()
+    let mut comparisons: Vec<Comparison> = a
+        .iter()
         .filter_map(|(cell, ta)| {
-            let tb = b.get(cell)?;
-            let (sa, sb) = (stats::spread(&ta.rps)?, stats::spread(&tb.rps)?);
-            let welch = stats::welch(&ta.rps, &tb.rps);
+            let tb = b.get(cell).filter(|tb| tb.metric == ta.metric)?;
+            let (sa, sb) = (stats::spread(&ta.values)?, stats::spread(&tb.values)?);
+            let welch = stats::welch(&ta.values, &tb.values);
+            let up = |w: &Welch| (w.t > 0.0) == ta.metric.higher_is_better();
             let verdict = match welch {
                 None => Change::CannotJudge,
-                Some(w) if w.p < ALPHA && w.t > 0.0 => Change::Faster,
-                Some(w) if w.p < ALPHA => Change::Slower,
+                Some(w) if w.p < ALPHA && up(&w) => Change::Better,
+                Some(w) if w.p < ALPHA => Change::Worse,
                 Some(_) => Change::NoSignificantDifference,
             };
             Some(Comparison {
                 cell: cell.clone(),
                 label: ta.label.clone(),
+                metric: ta.metric,
                 a_median: sa.median,
                 b_median: sb.median,
                 welch,
                 verdict,
             })
         })
-        .collect()
+        .collect();
+    comparisons.sort_by(|x, y| x.metric.cmp(&y.metric).then(x.label.cmp(&y.label)));
+    comparisons
+}
+
+fn percent_change(a: f64, b: f64) -> f64 {
+    if a > 0.0 { 100.0 * (b - a) / a } else { 0.0 }
 }
 
 /// The comparison as a table.
@@ -179,32 +314,30 @@ pub fn render(
     let _ = writeln!(out, "A = {a_name}\nB = {b_name}");
     let _ = writeln!(
         out,
-        "Throughput per cell: median round trips/s; verdict by Welch's t-test on the trials (two-sided, alpha = {ALPHA}).\n"
+        "Capacity searches by the capacities found (one per search), fixed-rate cells by the server's CPU per round trip, closed-loop cells by throughput (one per trial); medians, and a verdict by Welch's t-test (two-sided, alpha = {ALPHA}).\n"
     );
-    let _ = writeln!(out, "| cell | A rt/s | B rt/s | change | p | verdict |");
+    let _ = writeln!(out, "| cell | A | B | change | p | verdict |");
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
     for c in &comparisons {
-        let change = if c.a_median > 0.0 {
-            100.0 * (c.b_median - c.a_median) / c.a_median
-        } else {
-            0.0
-        };
+        let decimals = if c.metric == Metric::Cost { 2 } else { 0 };
+        let unit = c.metric.unit();
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.0} | {change:+.1}% | {} | {} |",
+            "| {} | {:.decimals$} {unit} | {:.decimals$} {unit} | {:+.1}% | {} | {} |",
             c.label,
             c.a_median,
             c.b_median,
+            percent_change(c.a_median, c.b_median),
             c.welch
                 .map_or_else(|| "-".to_owned(), |w| format!("{:.3}", w.p)),
-            c.verdict.text()
+            c.verdict_text()
         );
     }
     for (name, only, other) in [("A", a, b), ("B", b, a)] {
         let missing: Vec<&str> = only
-            .keys()
-            .filter(|k| !other.contains_key(*k))
-            .map(String::as_str)
+            .iter()
+            .filter(|(k, _)| !other.contains_key(*k))
+            .map(|(_, t)| t.label.as_str())
             .collect();
         if !missing.is_empty() {
             let _ = writeln!(out, "\nOnly in {name}: {}", missing.join(", "));
@@ -213,48 +346,230 @@ pub fn render(
     out
 }
 
+/// One figure of `--repro`: its value in A and B and whether B reproduces A.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reproduction {
+    /// What it is.
+    pub label: String,
+    /// The figure in A.
+    pub a: f64,
+    /// The figure in B.
+    pub b: f64,
+    /// |B - A| / A.
+    pub change: f64,
+    /// The largest change that reproduces.
+    pub target: f64,
+}
+
+impl Reproduction {
+    /// Whether B is within the target of A.
+    pub fn reproduces(&self) -> bool {
+        self.change <= self.target
+    }
+}
+
+/// The figures `--repro` checks: each server's capacity as a ratio to `tcp`'s at the same load
+/// (every server but tcp), and each fixed-rate cell's server CPU per round trip.
+pub fn reproductions(
+    a: &BTreeMap<String, CellTrials>,
+    b: &BTreeMap<String, CellTrials>,
+) -> Vec<Reproduction> {
+    let median = |t: &CellTrials| stats::spread(&t.values).map(|s| s.median);
+    let mean = |t: &CellTrials| stats::spread(&t.values).map(|s| s.mean);
+    let ratio = |run: &BTreeMap<String, CellTrials>, t: &CellTrials| {
+        let floor = run
+            .values()
+            .find(|f| f.metric == Metric::Capacity && f.server == "tcp" && f.load == t.load)?;
+        Some(mean(t)? / mean(floor)?.max(f64::MIN_POSITIVE))
+    };
+    let mut out = Vec::new();
+    for (key, ta) in a {
+        let Some(tb) = b.get(key).filter(|tb| tb.metric == ta.metric) else {
+            continue;
+        };
+        let figures = match ta.metric {
+            Metric::Capacity if ta.server != "tcp" => ratio(a, ta)
+                .zip(ratio(b, tb))
+                .map(|(x, y)| (format!("{} / tcp", ta.label), x, y, REPRO_CAPACITY)),
+            Metric::Cost => median(ta).zip(median(tb)).map(|(x, y)| {
+                (
+                    format!("{} server CPU per round trip", ta.label),
+                    x,
+                    y,
+                    REPRO_COST,
+                )
+            }),
+            Metric::Capacity | Metric::Throughput => None,
+        };
+        if let Some((label, x, y, target)) = figures {
+            out.push(Reproduction {
+                label,
+                a: x,
+                b: y,
+                change: if x > 0.0 {
+                    (y - x).abs() / x
+                } else {
+                    f64::INFINITY
+                },
+                target,
+            });
+        }
+    }
+    out
+}
+
+/// `--repro` as a table with a last line saying how many figures reproduce.
+pub fn render_repro(
+    a_name: &str,
+    b_name: &str,
+    a: &BTreeMap<String, CellTrials>,
+    b: &BTreeMap<String, CellTrials>,
+) -> (String, bool) {
+    let figures = reproductions(a, b);
+    let mut out = String::new();
+    let _ = writeln!(out, "A = {a_name}\nB = {b_name}");
+    let _ = writeln!(
+        out,
+        "Does B reproduce A? Capacity as a ratio to tcp's at the same load within {:.0}%, server CPU per round trip at a fixed rate within {:.0}%.\n",
+        REPRO_CAPACITY * 100.0,
+        REPRO_COST * 100.0
+    );
+    let _ = writeln!(out, "| figure | A | B | change | target | reproduces |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
+    for f in &figures {
+        let _ = writeln!(
+            out,
+            "| {} | {:.3} | {:.3} | {:.1}% | {:.0}% | {} |",
+            f.label,
+            f.a,
+            f.b,
+            f.change * 100.0,
+            f.target * 100.0,
+            if f.reproduces() { "yes" } else { "**no**" }
+        );
+    }
+    let good = figures.iter().filter(|f| f.reproduces()).count();
+    let _ = writeln!(out, "\n{good} of {} figures reproduce.", figures.len());
+    (out, !figures.is_empty() && good == figures.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn trials(label: &str, rps: &[f64]) -> CellTrials {
+    fn trials(label: &str, metric: Metric, values: &[f64]) -> CellTrials {
+        let (server, load) = label.split_once(' ').unwrap_or((label, ""));
         CellTrials {
             label: label.to_owned(),
-            rps: rps.to_vec(),
+            metric,
+            values: values.to_vec(),
+            server: server.to_owned(),
+            load: load.to_owned(),
         }
     }
 
-    /// Clear gains and losses are called; overlapping ones are not; single trials cannot be.
+    /// Clear gains and losses are called in each metric's direction; overlapping ones are not;
+    /// single values cannot be.
     #[test]
     fn verdicts() {
+        let t = Metric::Throughput;
         let a = BTreeMap::from([
-            ("up".to_owned(), trials("up", &[100.0, 101.0, 99.0])),
-            ("down".to_owned(), trials("down", &[100.0, 101.0, 99.0])),
-            ("same".to_owned(), trials("same", &[100.0, 110.0, 90.0])),
-            ("one".to_owned(), trials("one", &[100.0])),
-            ("gone".to_owned(), trials("gone", &[1.0, 2.0])),
+            ("up".to_owned(), trials("up", t, &[100.0, 101.0, 99.0])),
+            ("down".to_owned(), trials("down", t, &[100.0, 101.0, 99.0])),
+            ("same".to_owned(), trials("same", t, &[100.0, 110.0, 90.0])),
+            ("one".to_owned(), trials("one", t, &[100.0])),
+            ("gone".to_owned(), trials("gone", t, &[1.0, 2.0])),
+            (
+                "cost".to_owned(),
+                trials("cost", Metric::Cost, &[10.0, 10.1, 9.9]),
+            ),
+            (
+                "cap".to_owned(),
+                trials("cap", Metric::Capacity, &[900.0, 910.0, 905.0]),
+            ),
         ]);
         let b = BTreeMap::from([
-            ("up".to_owned(), trials("up", &[120.0, 121.0, 119.0])),
-            ("down".to_owned(), trials("down", &[80.0, 81.0, 79.0])),
-            ("same".to_owned(), trials("same", &[102.0, 95.0, 108.0])),
-            ("one".to_owned(), trials("one", &[150.0])),
+            ("up".to_owned(), trials("up", t, &[120.0, 121.0, 119.0])),
+            ("down".to_owned(), trials("down", t, &[80.0, 81.0, 79.0])),
+            ("same".to_owned(), trials("same", t, &[102.0, 95.0, 108.0])),
+            ("one".to_owned(), trials("one", t, &[150.0])),
+            (
+                "cost".to_owned(),
+                trials("cost", Metric::Cost, &[10.6, 10.5, 10.4]),
+            ),
+            (
+                "cap".to_owned(),
+                trials("cap", Metric::Capacity, &[860.0, 850.0, 855.0]),
+            ),
         ]);
-        let verdicts: Vec<(String, Change)> = compare(&a, &b)
-            .into_iter()
-            .map(|c| (c.cell, c.verdict))
+        let verdicts: Vec<(String, &str)> = compare(&a, &b)
+            .iter()
+            .map(|c| (c.cell.clone(), c.verdict_text()))
             .collect();
         assert_eq!(
             verdicts,
             [
-                ("down".to_owned(), Change::Slower),
-                ("one".to_owned(), Change::CannotJudge),
-                ("same".to_owned(), Change::NoSignificantDifference),
-                ("up".to_owned(), Change::Faster),
+                ("cap".to_owned(), "lower capacity"),
+                ("cost".to_owned(), "costlier"),
+                ("down".to_owned(), "slower"),
+                ("one".to_owned(), "cannot judge (too few values)"),
+                ("same".to_owned(), "no significant difference"),
+                ("up".to_owned(), "faster"),
             ]
         );
         let table = render("a", "b", &a, &b);
-        assert!(table.contains("| up | 100 | 120 | +20.0% |"), "{table}");
+        assert!(
+            table.contains("| up | 100 rt/s | 120 rt/s | +20.0% |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| cost | 10.00 µs/rt | 10.50 µs/rt | +5.0% |"),
+            "{table}"
+        );
         assert!(table.contains("Only in A: gone"), "{table}");
+    }
+
+    /// `--repro` checks capacity ratios to tcp (3%) and costs (2%), and says which reproduce.
+    #[test]
+    fn reproduction() {
+        let cap = Metric::Capacity;
+        let run = |tcp: f64, hyper: f64, cost: f64| {
+            BTreeMap::from([
+                (
+                    "capacity:tcp c=64".to_owned(),
+                    trials("tcp c=64", cap, &[tcp, tcp]),
+                ),
+                (
+                    "capacity:hyper c=64".to_owned(),
+                    trials("hyper c=64", cap, &[hyper, hyper]),
+                ),
+                (
+                    "hyper-rate".to_owned(),
+                    trials("hyper c=64 rate", Metric::Cost, &[cost, cost]),
+                ),
+            ])
+        };
+        // tcp moved 10% and hyper with it: the ratio reproduces; the cost moved 1%.
+        let (table, all) = render_repro(
+            "a",
+            "b",
+            &run(40_000.0, 20_000.0, 10.0),
+            &run(44_000.0, 22_000.0, 10.1),
+        );
+        assert!(all, "{table}");
+        assert!(
+            table.contains("| hyper c=64 / tcp | 0.500 | 0.500 | 0.0% | 3% | yes |"),
+            "{table}"
+        );
+        assert!(table.contains("2 of 2 figures reproduce."), "{table}");
+        // hyper alone moved 5%, the cost 3%: neither reproduces.
+        let (table, all) = render_repro(
+            "a",
+            "b",
+            &run(40_000.0, 20_000.0, 10.0),
+            &run(40_000.0, 21_000.0, 10.3),
+        );
+        assert!(!all);
+        assert!(table.contains("0 of 2 figures reproduce."), "{table}");
     }
 }

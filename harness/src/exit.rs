@@ -11,7 +11,8 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// `run`: the run completed but some trials failed (reasons in raw.csv and summary.md).
 pub const TRIALS_FAILED: u8 = 3;
-/// `crosscheck`: echo-client disagrees with wrk, or is saturated where wrk is not.
+/// `crosscheck`: echo-client disagrees with wrk, or is saturated where wrk is not;
+/// `compare --repro`: the second run does not reproduce the first.
 pub const DISAGREE: u8 = 4;
 /// `crosscheck`: too much CPU steal to judge; run it again later.
 pub const TOO_NOISY: u8 = 5;
@@ -25,7 +26,8 @@ Exit codes (every subcommand):
   1    the command could not be carried out
   2    bad flags or config
   3    run: some trials failed (see summary.md)
-  4    crosscheck: echo-client disagrees with wrk (or is saturated where wrk is not)
+  4    crosscheck: echo-client disagrees with wrk (or is saturated where wrk is not);
+       compare --repro: the runs do not reproduce each other
   5    crosscheck: too much CPU steal to judge
   130  interrupted (results so far kept, marked incomplete)";
 

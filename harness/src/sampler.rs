@@ -1,7 +1,13 @@
-//! What a server costs: CPU time (user + system, all threads of all processes in its group,
-//! from `/proc/PID/stat`) and resident memory, sampled while the client runs. The CPU used over
-//! the client's measured window is interpolated from the samples on either side of its start
-//! and end, so warmup and teardown are not charged.
+//! What a server costs: CPU time (user + system, all threads of all processes in its group)
+//! and resident memory, sampled while the client runs. The CPU used over the client's measured
+//! window is interpolated from the samples on either side of its start and end, so warmup and
+//! teardown are not charged.
+//!
+//! CPU comes from each process's CPU-time clock (`clock_getcpuclockid` + `clock_gettime`:
+//! nanoseconds, its exited threads included, the running ones brought up to date), falling back
+//! to `/proc/PID/stat`'s clock ticks where that clock cannot be read. Ticks are 10 ms: over a
+//! 2 s window of a server using 0.4 CPU that is up to 2.5% at each end, more than the
+//! differences a fixed-rate cost comparison is after.
 
 use std::time::{Duration, SystemTime};
 
@@ -61,7 +67,7 @@ pub fn read_group(pgid: i32) -> Sample {
         .flatten()
         .unwrap_or(4096)
         .max(1) as u64;
-    let mut cpu_ticks = 0u64;
+    let mut cpu_ns = 0u64;
     let mut rss_pages = 0u64;
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -76,16 +82,29 @@ pub fn read_group(pgid: i32) -> Sample {
             if let Some(stat) = parse_stat(&line)
                 && stat.pgrp == pgid
             {
-                cpu_ticks += stat.utime + stat.stime;
+                cpu_ns += name
+                    .parse::<i32>()
+                    .ok()
+                    .and_then(process_cpu_ns)
+                    .unwrap_or_else(|| {
+                        (stat.utime + stat.stime).saturating_mul(1_000_000_000) / ticks
+                    });
                 rss_pages += stat.rss_pages;
             }
         }
     }
     Sample {
         at: SystemTime::now(),
-        cpu: Duration::from_nanos(cpu_ticks.saturating_mul(1_000_000_000) / ticks),
+        cpu: Duration::from_nanos(cpu_ns),
         rss: rss_pages * page,
     }
+}
+
+/// The CPU time of process `pid` so far, in nanoseconds, from its CPU-time clock.
+fn process_cpu_ns(pid: i32) -> Option<u64> {
+    let clock = nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(pid)).ok()?;
+    let time = nix::time::clock_gettime(clock).ok()?;
+    u64::try_from(Duration::from(time).as_nanos()).ok()
 }
 
 /// Samples group `pgid` every [`INTERVAL`] until `stop` is cancelled (one last sample then).
@@ -192,12 +211,26 @@ mod tests {
         );
     }
 
-    /// Reading our own group finds at least this process, with some CPU and memory.
+    /// Reading our own group finds at least this process, with some CPU and memory; CPU
+    /// spent in between shows up to within a millisecond, finer than a clock tick.
     #[test]
     fn reads_a_live_group() {
         let pgid = nix::unistd::getpgrp().as_raw();
         let sample = read_group(pgid);
         assert!(sample.rss > 0);
         assert!(sample.cpu > Duration::ZERO);
+        let me = i32::try_from(std::process::id()).unwrap();
+        let before = process_cpu_ns(me).unwrap();
+        let start = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+        loop {
+            let now =
+                nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+            if Duration::from(now) - Duration::from(start) >= Duration::from_millis(3) {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let after = process_cpu_ns(me).unwrap();
+        assert!(after - before >= 3_000_000, "{before} -> {after}");
     }
 }
