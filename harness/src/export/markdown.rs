@@ -78,11 +78,15 @@ pub fn render(
     out.push('\n');
     let _ = writeln!(
         out,
-        "Each entry: median round trips per second over the trials, (ratio to the best server of that load), and p99 latency read off the trials' merged HDR histograms. Flags: **N** noisy, **S** client saturated, **F** failed trials (see below).\n"
+        "Closed-loop tables: median round trips per second over the trials, (ratio to the best server of that load), and p99 latency read off the trials' merged HDR histograms. Flags: **N** noisy, **S** client saturated, **F** failed trials (see below).\n"
     );
 
     let mut current_family = String::new();
-    for (load, cells) in loads(summaries) {
+    // Open-loop cells achieve their rate by design: they are in the cost table, not here.
+    for (load, cells) in loads(summaries)
+        .into_iter()
+        .filter(|(load, _)| load.rate.is_none() && load.of_capacity.is_none())
+    {
         let title = family(&load);
         let mut servers: Vec<&str> = cells.iter().map(|c| c.cell.server.as_str()).collect();
         servers.dedup();
