@@ -33,7 +33,7 @@ serve IMPL *ARGS:
 microbench *ARGS:
     cargo bench --workspace -- {{ARGS}}
 
-# The default benchmark matrix (~4 min on 2 CPUs): results/<date>-<host>-<sha>/.
+# The default matrix (~5 min on 2 CPUs): capacity under the SLO, cost at 10,000/s, closed loop -> results/<date>-<host>-<sha>/.
 bench *ARGS:
     cargo run --release --quiet -p echo-harness -- run {{ARGS}}
 
@@ -44,6 +44,10 @@ bench-quick *ARGS:
 # Does run B reproduce run A? Capacity ratios to tcp within 3%, fixed-rate costs within 2%.
 repro A B:
     cargo run --release --quiet -p echo-harness -- compare --repro {{A}} {{B}}
+
+# Two runs, the second with hyper handicapped by HANDICAP of CPU per echo: is it flagged, alone?
+sensitivity HANDICAP="2us" TRIALS="5":
+    scripts/sensitivity.sh {{HANDICAP}} {{TRIALS}}
 
 # wrk -t1 -c64 against hyper and axum (GET / and POST /echo), pinned, interleaved rounds.
 wrk-servers ROUNDS="3" DURATION="10s":

@@ -21,7 +21,11 @@ pub struct Binaries {
 /// running under cargo.
 pub fn locate(explicit: Option<&Path>) -> Result<Binaries, String> {
     let dir = match explicit {
-        Some(dir) => dir.to_owned(),
+        // Absolute, so that `{bin}` means the same folder whatever a server's `cwd` is (a
+        // relative command is resolved against the config's folder).
+        Some(dir) => {
+            std::path::absolute(dir).map_err(|err| format!("--bin-dir {}: {err}", dir.display()))?
+        }
         None => {
             let exe = std::env::current_exe()
                 .map_err(|err| format!("cannot find the harness's own path: {err}"))?;
@@ -83,5 +87,25 @@ fn build_siblings(cargo: &Path, dir: &Path) -> Result<(), String> {
         Err(format!(
             "building echo-server and echo-client failed ({status})"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relative --bin-dir is made absolute against the working directory, so `{bin}` does
+    /// not move with a config's folder or a server's `cwd`.
+    #[test]
+    fn relative_bin_dir_is_absolute() {
+        let err = locate(Some(Path::new("no-such-bin-dir"))).unwrap_err();
+        let expected = std::env::current_dir()
+            .unwrap()
+            .join("no-such-bin-dir")
+            .join("echo-server");
+        assert!(
+            err.starts_with(&format!("{} not found", expected.display())),
+            "{err}"
+        );
     }
 }

@@ -433,7 +433,8 @@ mod tests {
     #[test]
     fn shipped_configs_are_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let cases: [(&str, &[&str]); 2] = [
+        let cases: [(&str, &[&str]); 3] = [
+            ("harness/configs/cost-rates.toml", &["hyper", "tcp"]),
             (
                 "harness/configs/ws-read-buffer.toml",
                 &["tungstenite", "tungstenite-4k", "axum-ws", "axum-ws-4k"],
