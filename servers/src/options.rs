@@ -53,6 +53,9 @@ impl Options {
         if let Some(stall) = self.faults.stall {
             stall.validate()?;
         }
+        if let Some(cost) = self.faults.echo_cost.filter(|c| *c > MAX_ECHO_COST) {
+            return Err(OptionsError::EchoCost(cost));
+        }
         Ok(())
     }
 }
@@ -102,6 +105,10 @@ impl Stall {
     }
 }
 
+/// The largest `--echo-cost`: the cost is spent busy on the serving thread, which answers
+/// nothing else (not even a shutdown) meanwhile.
+pub const MAX_ECHO_COST: Duration = Duration::from_secs(1);
+
 /// Options that cannot work, with what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionsError {
@@ -111,6 +118,13 @@ pub enum OptionsError {
     /// A WebSocket read buffer too small to be useful.
     #[error("--ws-read-buffer {0} is too small; use {MIN_WS_READ_BUFFER} bytes or more")]
     WsReadBuffer(usize),
+    /// A CPU cost per echo so long the server could not be stopped.
+    #[error(
+        "--echo-cost {} is longer than {}: the serving thread is busy for that long per echo and answers nothing else, shutdown included",
+        humantime::format_duration(*.0),
+        humantime::format_duration(MAX_ECHO_COST)
+    )]
+    EchoCost(Duration),
     /// The stall must be shorter than its period, and both non-zero.
     #[error(
         "--stall-for ({}) must be greater than zero and shorter than --stall-every ({})",

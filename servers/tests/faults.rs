@@ -1,5 +1,5 @@
 //! Every fault behaves as documented on every implementation: delay, close-after,
-//! corrupt-every and periodic stalls.
+//! corrupt-every, periodic stalls, a CPU cost per echo and a rate limit.
 
 mod common;
 
@@ -129,5 +129,43 @@ async fn stall_holds_echoes_in_the_window() {
             "{imp}: slowest echo {slowest:?}"
         );
         assert!(echoes > 2, "{imp}: only {echoes} echoes in 1.1 s");
+    }
+}
+
+/// A rate limit of 100 echoes per second, on every implementation: 11 echoes one after the
+/// other take at least the 100 ms their ten slots apart span (the first leaves at once, each
+/// may leave up to a millisecond early), and every echo is still exact.
+#[tokio::test]
+async fn max_rate_spaces_the_echoes() {
+    for imp in Impl::ALL {
+        let srv = Fixture::builder(imp).max_rate(100).start().await.unwrap();
+        let mut client = Client::connect(imp, srv.addr()).await;
+        let started = Instant::now();
+        for round in 0..11u8 {
+            let body = payload(32, round);
+            assert_eq!(client.echo(&body).await, Echo::Bytes(body), "{imp}");
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(100 - 10),
+            "{imp}: 11 echoes in {:?} under a limit of 100/s",
+            started.elapsed()
+        );
+    }
+}
+
+/// A CPU cost per echo is spent before the echo goes: each takes at least that long.
+#[tokio::test]
+async fn echo_cost_is_spent_per_echo() {
+    let cost = Duration::from_millis(20);
+    for imp in Impl::ALL {
+        let srv = Fixture::builder(imp).echo_cost(cost).start().await.unwrap();
+        let mut client = Client::connect(imp, srv.addr()).await;
+        let body = payload(32, 1);
+        let started = Instant::now();
+        assert_eq!(client.echo(&body).await, Echo::Bytes(body), "{imp}");
+        assert!(
+            started.elapsed() >= cost,
+            "{imp}: echo faster than its cost"
+        );
     }
 }

@@ -78,8 +78,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_every", help_heading = "Faults (for testing clients)")]
     pub(crate) stall_for: Option<Duration>,
 
-    /// Fault: burn DURATION of CPU before every echo (e.g. 2us): a known handicap per round
-    /// trip.
+    /// Fault: burn DURATION of CPU before every echo (e.g. 2us, at most 1s): a known handicap
+    /// per round trip.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Faults (for testing clients)")]
     pub(crate) echo_cost: Option<Duration>,
 
@@ -292,6 +292,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "--ws-read-buffer 16 is too small; use 256 bytes or more"
+        );
+        let err = parse(&["tcp", "--echo-cost", "2s"])
+            .unwrap()
+            .options()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--echo-cost 2s is longer than 1s"),
+            "{err}"
         );
     }
 
