@@ -29,7 +29,9 @@ fn harness(config: &str, out: &std::path::Path, extra: &[&str]) -> std::process:
         .unwrap()
 }
 
-const RUN: &str = "[run]\nduration = \"1s\"\nwarmup = \"200ms\"\ntrials = 1\ncooldown = \"50ms\"\n";
+// No re-runs of untrusted trials: the tests count rows, and CI hosts have steal.
+const RUN: &str =
+    "[run]\nduration = \"1s\"\nwarmup = \"200ms\"\ntrials = 1\ncooldown = \"50ms\"\nredo = 0\n";
 
 /// Two servers x one cell x one trial: valid CSVs with the expected columns, non-zero
 /// throughput, a complete manifest, and no server left running.
@@ -171,7 +173,7 @@ fn interrupted_by(signal: nix::sys::signal::Signal) {
     let out = tmp.path().join("results");
     let tag = marker(&format!("{signal:?}"));
     let config = format!(
-        "[run]\nduration = \"20s\"\nwarmup = \"0s\"\ntrials = 2\n{}[[matrix]]\nconnections = [1, 2]\n",
+        "[run]\nduration = \"20s\"\nwarmup = \"0s\"\ntrials = 2\nredo = 0\n{}[[matrix]]\nconnections = [1, 2]\n",
         server("tcp", "tcp", "tcp", &tag)
     );
     let path = tmp.path().join("bench.toml");
@@ -254,7 +256,7 @@ fn server_crashing_mid_cell() {
     let tag = marker("crash");
     // The fault: a wrapper that kills its echo-server a second into the 2 s load, then exits 1.
     let config = format!(
-        "[run]\nduration = \"2s\"\nwarmup = \"0s\"\ntrials = 1\n\
+        "[run]\nduration = \"2s\"\nwarmup = \"0s\"\ntrials = 1\nredo = 0\n\
          [[server]]\nname = \"dies\"\ncommand = [\"sh\", \"-c\", \"{{bin}}/echo-server tcp --addr {{addr}} --threads 1 & sleep 1; echo about to crash >&2; kill -9 $!; exit 1\"]\nprotocol = \"tcp\"\nenv = {{ ECHOBENCH_TEST_MARKER = \"{tag}\" }}\n{}\
          [[matrix]]\nconnections = [2]\n",
         server("tcp", "tcp", "tcp", &tag)
