@@ -261,4 +261,46 @@ mod tests {
         assert_eq!(summary.throughput.unwrap().median, 200.0);
         assert!(!summary.noisy, "one trial has no CV");
     }
+
+    /// What makes a trial untrusted: steal above 5% always; a saturated client only at a fixed
+    /// rate (in closed loop it is the S flag). A trial marked redone counts nowhere but in
+    /// `trials_redone`.
+    #[test]
+    fn untrusted_trials_are_redone_not_counted() {
+        let trial = |rate: Option<f64>, cpu_ms: u64, steal: f64| TrialResult {
+            report: Some(Box::new(
+                ReportBuilder::new(Protocol::Tcp)
+                    .round_trips(&[10_000; 100])
+                    .cpu(Duration::from_millis(cpu_ms), Some(steal))
+                    .build(),
+            )),
+            status: Status::Ok,
+            ..TrialResult::started(&Cell { rate, ..cell() }, 1, 0, SystemTime::now())
+        };
+        let cases = [
+            (None, 500, 1.0, None),
+            (None, 500, 9.0, Some("CPU steal 9.0%")),
+            (None, 990, 1.0, None),
+            (
+                Some(100.0),
+                990,
+                1.0,
+                Some("client saturated (99% of its CPU)"),
+            ),
+            (Some(100.0), 500, 1.0, None),
+        ];
+        for (rate, cpu, steal, expected) in cases {
+            assert_eq!(
+                trial(rate, cpu, steal).untrusted().as_deref(),
+                expected,
+                "rate {rate:?}, cpu {cpu} ms, steal {steal}%"
+            );
+        }
+        let mut redone = ok_trial(1, 0, 999.0, &[10]);
+        redone.redone = "CPU steal 9.0%".to_owned();
+        let results = vec![redone, ok_trial(1, 0, 100.0, &[10])];
+        let summary = &summarise(&results)[0];
+        assert_eq!((summary.trials_ok, summary.trials_redone), (1, 1));
+        assert_eq!(summary.throughput.unwrap().median, 100.0);
+    }
 }
