@@ -119,29 +119,16 @@ impl TrialResult {
     /// than 1% of its sends late by its own doing). A closed-loop client is saturated by
     /// design on a fast server, so there that is a flag (S), not a reason to run again.
     pub fn untrusted(&self) -> Option<String> {
-        let report = self.ok_report()?;
-        if let Some(steal) = report
-            .client
-            .steal_percent
-            .filter(|s| *s > echobench_core::thresholds::HIGH_STEAL_PERCENT)
-        {
-            return Some(format!("CPU steal {steal:.1}%"));
+        use crate::capacity::Distrust;
+        // The same rules, and words, as a capacity probe's.
+        let why = crate::capacity::probe::measured(self.ok_report()?, None).untrusted(
+            echobench_core::thresholds::HIGH_STEAL_PERCENT,
+            100.0 * crate::capacity::PACER_BEHIND,
+        )?;
+        match why {
+            Distrust::Client(_) if self.cell.rate.is_none() => None,
+            Distrust::Steal(_) | Distrust::Client(_) => Some(why.to_string()),
         }
-        self.cell.rate?;
-        if report.flags.client_saturated {
-            return Some(format!(
-                "client saturated ({:.0}% of its CPU)",
-                report.client.utilization * 100.0
-            ));
-        }
-        let behind = report.summary.pacer_late_sends.unwrap_or(0) as f64
-            / report.summary.round_trips.max(1) as f64;
-        (behind > crate::capacity::PACER_BEHIND).then(|| {
-            format!(
-                "pacer behind ({:.2}% of sends late by the client)",
-                behind * 100.0
-            )
-        })
     }
 
     /// Server CPU microseconds per completed round trip.
