@@ -18,15 +18,30 @@ fn limited(name: &str, max_rate: u32, tag: &str) -> String {
     )
 }
 
-/// Short probes and an SLO a queueing server breaks within one window: once the offered rate
-/// exceeds the server's, the backlog grows by the difference every second and the achieved
-/// rate falls short of 99%; below it nothing queues. Steal and the pacer's lateness are
-/// accepted here (CI hosts have plenty of both, and this SLO's 20 ms dwarfs them); what
-/// untrusted probes do is unit-tested with a fake executor.
+/// The SLO a queueing server breaks deterministically: once the offered rate exceeds the
+/// server's by more than 3%, the achieved rate falls short of 97% of it (the server sends at
+/// most its own rate), whatever the host does. Below the limit only a stall of the client or
+/// server longer than 3% of the window fails a probe, so noise can only lower what a search
+/// finds, never raise it. Latency is left out on purpose: a queue's latency grows by the
+/// overload times the elapsed time (18 ms after a second at 2% over), which CI hosts' own
+/// jitter reaches (a debug client measured 8-31 ms corrected p99 at 400-800/s on one);
+/// `p99<=500ms` is only a backstop. Steal and the pacer's lateness are accepted here; what
+/// untrusted probes do is unit-tested with a fake executor. The server's limit is low (500/s)
+/// so that the debug-built client stays far from its own.
 const SEARCH: &str = "[run]\nduration = \"1s\"\nwarmup = \"200ms\"\ntrials = 1\ncooldown = \"50ms\"\nredo = 0\n\
-[slo]\nlimits = \"p99<=20ms,errors<=0%,rate>=99%\"\n\
-[search]\nstart = 500\nduration = \"700ms\"\nwarmup = \"200ms\"\ncooldown = \"50ms\"\nconfirm = 1\n\
+[slo]\nlimits = \"p99<=500ms,errors<=0%,rate>=97%\"\n\
+[search]\nstart = 125\nduration = \"1s\"\nwarmup = \"200ms\"\ncooldown = \"50ms\"\nconfirm = 1\n\
 max_steal_percent = 100\nmax_pacer_late_percent = 100\n";
+
+/// The known capacity of the servers these tests search, in echoes per second.
+const LIMIT: f64 = 500.0;
+
+/// What a search may find against a `LIMIT` server: at most 3% over it (the SLO's allowance),
+/// plus 1% for the fixture's timer granularity; at least 85% of it, since only host stalls
+/// longer than the SLO's allowance lower it.
+fn plausible(found: f64) -> bool {
+    (LIMIT * 0.85..=LIMIT * 1.04).contains(&found)
+}
 
 /// The searches pin to the same CPUs, so they run one at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -49,9 +64,8 @@ fn harness(subcommand: Option<&str>, config: &str, dir: &std::path::Path) -> std
         .unwrap()
 }
 
-/// Each search lands within its 2% tolerance below a server's known capacity (2,000/s, with
-/// 2% more for the fixture's own timer granularity), every probe is in probes.csv with its
-/// report, and a cell at half the capacity runs at half of what was found.
+/// Each search lands at a server's known capacity (see [`plausible`]), every probe is in
+/// probes.csv with its report, and a cell at half the capacity runs at half of what was found.
 #[test]
 fn finds_a_known_capacity_and_runs_a_share_of_it() {
     let _one = ONE_AT_A_TIME
@@ -61,7 +75,7 @@ fn finds_a_known_capacity_and_runs_a_share_of_it() {
     let tag = marker("capacity-rate");
     let config = format!(
         "{SEARCH}{}[[matrix]]\nconnections = [16]\ncapacity = true\n[[matrix]]\nconnections = [16]\nrate_of_capacity = [0.5]\n",
-        limited("limited", 2000, &tag)
+        limited("limited", LIMIT as u32, &tag)
     );
     let output = harness(None, &config, tmp.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -78,16 +92,10 @@ fn finds_a_known_capacity_and_runs_a_share_of_it() {
     assert!(field(&header, row, "confirmed").ends_with("/1"));
     for estimate in field(&header, row, "estimates").split(';') {
         let e: f64 = estimate.parse().unwrap();
-        assert!(
-            (2000.0 / 1.02 * 0.98..=2000.0 * 1.01).contains(&e),
-            "search found {e}"
-        );
+        assert!(plausible(e), "search found {e}\n{stderr}");
     }
     let capacity: f64 = field(&header, row, "capacity_rps").parse().unwrap();
-    assert!(
-        (2000.0 / 1.02 * 0.98..=2000.0 * 1.01).contains(&capacity),
-        "capacity {capacity} of a 2,000/s server\n{stderr}"
-    );
+    assert!(plausible(capacity), "capacity {capacity}\n{stderr}");
     // Two searches, so an interval around their mean (Student's t with one degree of freedom
     // is wide: 12.7 standard errors).
     let low: f64 = field(&header, row, "capacity_ci95_low_rps")
@@ -104,18 +112,16 @@ fn finds_a_known_capacity_and_runs_a_share_of_it() {
 
     let (pheader, prows) = read_csv(&run.join("probes.csv"));
     assert_eq!(prows.len(), probes);
-    assert_eq!(field(&pheader, &prows[0], "offered_rps"), "500");
+    assert_eq!(field(&pheader, &prows[0], "offered_rps"), "125");
     for p in &prows {
         let file = field(&pheader, p, "report_file");
         assert!(run.join(file).is_file(), "{file}");
         let verdict = field(&pheader, p, "verdict");
         let offered: f64 = field(&pheader, p, "offered_rps").parse().unwrap();
-        // Far from the limit the verdict is certain.
-        if offered <= 1800.0 {
-            assert_eq!(verdict, "pass", "{p:?}");
-        }
-        if offered >= 2200.0 && verdict != "untrusted" {
-            assert_eq!(verdict, "fail", "{p:?}");
+        // Over the limit by more than the SLO allows, failing is certain; under it a host
+        // stall may fail a probe, so passing is not.
+        if offered >= LIMIT * 1.05 {
+            assert_eq!(verdict, "fail", "{p:?}\n{stderr}");
         }
     }
 
@@ -127,13 +133,14 @@ fn finds_a_known_capacity_and_runs_a_share_of_it() {
     assert_eq!(field(&header, &rows[0], "status"), "ok");
 
     let markdown = std::fs::read_to_string(run.join("summary.md")).unwrap();
-    assert!(markdown.contains("## Capacity under the SLO `p99<=20ms,errors<=0%,rate>=99%`"));
+    assert!(markdown.contains("## Capacity under the SLO `p99<=500ms,errors<=0%,rate>=97%`"));
     assert!(markdown.contains("## Cost at a fixed rate"), "{markdown}");
     assert!(processes_with(&tag).is_empty(), "a server outlived the run");
 }
 
-/// Connections mode through `echo-harness capacity`: each connection offers 100/s, so a
-/// 2,000/s server holds the SLO up to 20 connections; the block's rate cell is not run.
+/// Connections mode through `echo-harness capacity`: each connection offers 25/s, so a
+/// 500/s server holds the SLO up to 20 connections (20.6 within the SLO's 3%); the block's
+/// rate cell is not run.
 #[test]
 fn searches_connections() {
     let _one = ONE_AT_A_TIME
@@ -142,9 +149,9 @@ fn searches_connections() {
     let tmp = tempfile::tempdir().unwrap();
     let tag = marker("capacity-connections");
     let config = format!(
-        "{}mode = \"connections\"\nstart = 4\nmin = 1\nmax = 500\nper_connection_rate = 100\n{}[[matrix]]\nconnections = [4]\nrate = [1000]\n",
-        SEARCH.replace("start = 500\n", ""),
-        limited("limited", 2000, &tag)
+        "{}mode = \"connections\"\nstart = 4\nmin = 1\nmax = 500\nper_connection_rate = 25\n{}[[matrix]]\nconnections = [4]\nrate = [250]\n",
+        SEARCH.replace("start = 125\n", ""),
+        limited("limited", LIMIT as u32, &tag)
     );
     let output = harness(Some("capacity"), &config, tmp.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -156,8 +163,8 @@ fn searches_connections() {
         .parse()
         .unwrap();
     assert!(
-        (19.0..=20.0).contains(&connections),
-        "{connections}\n{stderr}"
+        plausible(connections * 25.0),
+        "{connections} connections\n{stderr}"
     );
     assert_eq!(field(&header, &rows[0], "mode"), "connections");
     assert_eq!(field(&header, &rows[0], "connections"), "");
