@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use echobench_core::config::{Config, Payload, WsMode};
+use echobench_core::config::{Config, Payload, TlsConfig, TlsVersion, WsMode};
 use echobench_core::report::Report;
 use echobench_core::slo::Slo;
 use echobench_core::stages::Stages;
@@ -33,7 +33,8 @@ Exit codes:
 Examples:
   echo-client http://127.0.0.1:8080/echo -c 64 -d 10s --json run.json
   echo-client ws://127.0.0.1:8080/ws -c 256 -r 10 --ws-mode text
-  echo-client tcp://127.0.0.1:9000 -c 1 --rate 1000 -d 30s --hdr-log rtt.hlog";
+  echo-client tcp://127.0.0.1:9000 -c 1 --rate 1000 -d 30s --hdr-log rtt.hlog
+  echo-client https://localhost:8443/echo --cacert ca.pem -c 64 -r 10 --tls-resume";
 
 /// Round-trip load generator for HTTP, WebSocket and TCP echo servers.
 ///
@@ -46,7 +47,8 @@ Examples:
 #[command(name = "echo-client", version, max_term_width = 100, after_help = AFTER_HELP)]
 pub struct Args {
     /// Target: http://HOST:PORT[/PATH] (POSTs a --size body; the path defaults to /echo),
-    /// ws://HOST:PORT[/PATH] or tcp://HOST:PORT.
+    /// ws://HOST:PORT[/PATH] or tcp://HOST:PORT; over TLS https://, wss:// or tls:// (with
+    /// --cacert or --insecure).
     pub url: String,
 
     /// Virtual clients: connections open at all times.
@@ -171,6 +173,28 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
 
+    /// TLS: trust the certificates in this PEM file (e.g. what echo-server --cert-out wrote).
+    /// Nothing else is trusted: no system or webpki roots.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "TLS (https://, wss://, tls://)"
+    )]
+    pub cacert: Option<PathBuf>,
+
+    /// TLS: accept any certificate (the handshake's signatures are still checked).
+    #[arg(long, help_heading = "TLS (https://, wss://, tls://)")]
+    pub insecure: bool,
+
+    /// TLS: speak only this version, 1.2 or 1.3. [default: either, 1.3 preferred]
+    #[arg(long, value_name = "VERSION", value_parser = choice(TlsVersion::ALL), help_heading = "TLS (https://, wss://, tls://)")]
+    pub tls_version: Option<TlsVersion>,
+
+    /// TLS: resume sessions on replacement connections (TLS 1.3 tickets, TLS 1.2 session IDs
+    /// or tickets) instead of a full handshake each time; the report counts how many resumed.
+    #[arg(long, help_heading = "TLS (https://, wss://, tls://)")]
+    pub tls_resume: bool,
+
     /// Allow a target outside loopback (127.0.0.0/8, ::1). Only for servers you are allowed to
     /// load-test.
     #[arg(long)]
@@ -209,6 +233,24 @@ fn choice<T: Copy + Send + Sync + 'static>(
 }
 
 impl Args {
+    /// The TLS settings: present for a TLS URL, or when a TLS flag was given (which a
+    /// plaintext URL then refuses).
+    fn tls(&self) -> Option<TlsConfig> {
+        let secure = self
+            .url
+            .split_once("://")
+            .and_then(|(scheme, _)| echobench_core::Protocol::from_scheme(scheme))
+            .is_some_and(|(_, tls)| tls);
+        let flagged =
+            self.cacert.is_some() || self.insecure || self.tls_version.is_some() || self.tls_resume;
+        (secure || flagged).then(|| TlsConfig {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            version: self.tls_version,
+            resume: self.tls_resume,
+        })
+    }
+
     /// The run settings these flags describe (not yet validated: see [`Config::validate`]).
     pub fn config(&self) -> Config {
         let defaults = Config::new(self.url.clone());
@@ -236,6 +278,7 @@ impl Args {
             pipeline: self.pipeline,
             slo: self.slo.clone(),
             slo_abort: self.slo_abort,
+            tls: self.tls(),
             ..defaults
         }
     }

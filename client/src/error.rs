@@ -27,6 +27,9 @@ pub enum Failure {
         /// What went wrong.
         detail: String,
     },
+    /// The TLS handshake failed; the message says why in terms of the flags that fix it
+    /// (formatted at once: a failed handshake costs far more than its `String`).
+    Tls(String),
     /// Write failed.
     SendFailed(io::Error),
     /// The peer closed or reset the connection mid round trip.
@@ -56,6 +59,7 @@ impl Failure {
             Failure::ConnectTimeout => ErrorKind::ConnectTimeout,
             Failure::ConnectFailed(_) => ErrorKind::ConnectFailed,
             Failure::HandshakeFailed { .. } => ErrorKind::HandshakeFailed,
+            Failure::Tls(_) => ErrorKind::TlsFailed,
             Failure::SendFailed(_) => ErrorKind::SendFailed,
             Failure::ClosedByPeer(_) => ErrorKind::ClosedByPeer,
             Failure::RoundTripTimeout => ErrorKind::RoundTripTimeout,
@@ -108,6 +112,7 @@ impl fmt::Display for Failure {
             } => {
                 write!(f, "handshake failed: {detail}")
             }
+            Failure::Tls(detail) => f.write_str(detail),
             Failure::SendFailed(err) => write!(f, "send failed: {err}"),
             Failure::ClosedByPeer(detail) => write!(f, "closed by peer: {detail}"),
             Failure::RoundTripTimeout => f.write_str("no echo within the round-trip timeout"),

@@ -33,6 +33,7 @@ pub mod run;
 pub mod schedule;
 pub mod summary;
 pub mod target;
+pub mod tls;
 
 mod pacer;
 mod progress;

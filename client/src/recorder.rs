@@ -7,10 +7,11 @@
 use std::time::{Duration, SystemTime};
 
 use echobench_core::latency::{self, nanos};
-use echobench_core::measurement::{Measurement, Second};
+use echobench_core::measurement::{Measurement, Phases, Second};
 use echobench_core::thresholds::PACER_LATE;
 
 use crate::error::Failure;
+use crate::protocol::Opened;
 
 /// Open loop: how one send kept to its schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +82,23 @@ impl Recorder {
         self.stages.clear();
     }
 
-    /// A connection was established after `took`.
-    pub fn connected(&mut self, took: Duration) {
-        self.totals.counts.connections_opened += 1;
-        latency::record(&mut self.totals.latencies.connect, nanos(took));
+    /// A connection was established after `took`, in the phases of `opened`. Phases are
+    /// kept apart only when there is more than one (TLS, or a WebSocket upgrade).
+    pub fn connected(&mut self, took: Duration, opened: &Opened) {
+        let totals = &mut self.totals;
+        totals.counts.connections_opened += 1;
+        latency::record(&mut totals.latencies.connect, nanos(took));
+        if opened.tls.is_some() {
+            totals.counts.tls_handshakes += 1;
+            totals.counts.tls_resumed += u64::from(opened.resumed);
+        }
+        if opened.tls.is_some() || opened.upgrade.is_some() {
+            totals
+                .latencies
+                .phases
+                .get_or_insert_with(Phases::default)
+                .record(opened.tcp, opened.tls, opened.upgrade);
+        }
     }
 
     /// A connection ended.
@@ -184,7 +198,7 @@ mod tests {
     #[test]
     fn recording() {
         let mut r = Recorder::new(true);
-        r.connected(Duration::from_micros(100));
+        r.connected(Duration::from_micros(100), &Opened::default());
         r.sending();
         assert_eq!(r.in_flight(), 1);
         r.settled();

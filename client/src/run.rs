@@ -102,7 +102,7 @@ fn errors_in_brief(errors: &ErrorLog) -> String {
 /// start, is an error here.
 pub async fn run(config: Config, options: RunOptions) -> Result<Report, RunError> {
     config.validate()?;
-    let target = Target::parse(&config.url, config.allow_remote)?;
+    let target = Target::for_config(&config)?;
     check_open_files(config.peak_connections())?;
     preflight(&target, &config).await?;
     match target.protocol {
@@ -179,6 +179,9 @@ fn hint(kind: ErrorKind) -> &'static str {
         }
         ErrorKind::HandshakeFailed => {
             "The server accepted the connection but did not complete the WebSocket handshake: is it a WebSocket server, and is the path right?"
+        }
+        ErrorKind::TlsFailed => {
+            "The TLS handshake failed: check --cacert (or --insecure), that the URL's host is a name the certificate is for, and that the server serves TLS there."
         }
         _ => {
             "The server answered, but not as an echo server of this protocol: check the URL's scheme and path."

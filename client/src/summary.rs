@@ -140,6 +140,27 @@ pub fn render(report: &Report) -> String {
         count(s.connections_closed),
         count(s.in_flight_at_deadline)
     );
+    if let Some(tls) = s.tls {
+        let version = c
+            .tls
+            .as_ref()
+            .and_then(|t| t.version)
+            .map_or("1.2 or 1.3", |v| match v {
+                echobench_core::config::TlsVersion::Tls12 => "1.2",
+                echobench_core::config::TlsVersion::Tls13 => "1.3",
+            });
+        let resume = if c.tls.as_ref().is_some_and(|t| t.resume) {
+            "resumption on"
+        } else {
+            "full handshakes (no --tls-resume)"
+        };
+        let _ = writeln!(
+            out,
+            "  TLS          {} handshakes, {} resumed; TLS {version}, {resume}",
+            count(tls.handshakes),
+            count(tls.resumed)
+        );
+    }
     if let Some(late) = s.late_sends {
         let _ = writeln!(
             out,
@@ -168,6 +189,15 @@ pub fn render(report: &Report) -> String {
         latency_row(&mut out, "send lag", lag);
     }
     latency_row(&mut out, "connect", &report.latency.connect);
+    if let Some(phases) = &report.latency.connect_phases {
+        latency_row(&mut out, "  tcp", &phases.tcp);
+        if let Some(tls) = &phases.tls {
+            latency_row(&mut out, "  tls", tls);
+        }
+        if let Some(upgrade) = &phases.upgrade {
+            latency_row(&mut out, "  upgrade", upgrade);
+        }
+    }
     let _ = writeln!(out);
     stage_rows(&mut out, report);
     if report.errors.kinds.is_empty() {

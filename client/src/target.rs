@@ -1,20 +1,24 @@
-//! Where the load goes: a URL parsed into protocol, address and request path, with the
-//! loopback check that keeps a mistyped host from load-testing somebody else's machine.
+//! Where the load goes: a URL parsed into protocol, TLS or not, address and request path, with
+//! the loopback check that keeps a mistyped host from load-testing somebody else's machine.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
 pub use echobench_core::protocol::Protocol;
 
 /// A resolved target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// The URL as given.
     pub url: String,
     /// The protocol its scheme names.
     pub protocol: Protocol,
+    /// Whether the scheme means TLS (`https`, `wss`, `tls`).
+    pub secure: bool,
+    /// How connections start TLS ([`Target::for_config`] sets it for a secure URL).
+    pub tls: Option<crate::tls::Dialer>,
     /// The host as written in the URL (sent as `Host`).
     pub host: String,
-    /// The port (explicit, or 80 for http/ws).
+    /// The port (explicit, or 80 for http/ws, 443 for https/wss).
     pub port: u16,
     /// The request path and query for HTTP and WebSocket (`/echo` for HTTP when the URL has
     /// none); empty for TCP.
@@ -24,7 +28,7 @@ pub struct Target {
 }
 
 /// Why a URL cannot be used as a target.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     /// Not a URL at all.
     #[error(
@@ -38,7 +42,7 @@ pub enum TargetError {
     },
     /// A scheme we do not speak.
     #[error(
-        "unsupported scheme `{scheme}` in `{url}`; use http://, ws:// or tcp:// (TLS is not supported: it would measure the cipher, not the server)"
+        "unsupported scheme `{scheme}` in `{url}`; use http://, ws://, tcp:// or, over TLS, https://, wss://, tls://"
     )]
     Scheme {
         /// The URL given.
@@ -47,7 +51,7 @@ pub enum TargetError {
         scheme: String,
     },
     /// tcp:// needs a port.
-    #[error("`{url}` has no port; tcp:// targets need one, e.g. tcp://127.0.0.1:9000")]
+    #[error("`{url}` has no port; tcp:// and tls:// targets need one, e.g. tcp://127.0.0.1:9000")]
     NoPort {
         /// The URL given.
         url: String,
@@ -60,6 +64,9 @@ pub enum TargetError {
         /// The resolver's message.
         reason: String,
     },
+    /// The TLS settings cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::SetupError),
     /// The host is not loopback and remote targets were not allowed.
     #[error(
         "refusing to load {addr} ({url}): it is not a loopback address. echo-client generates heavy load and only targets this machine unless you pass --allow-remote, which you should do only for servers you are allowed to load-test"
@@ -73,6 +80,33 @@ pub enum TargetError {
 }
 
 impl Target {
+    /// The target of `config`: its URL parsed and resolved (see [`Target::parse`]), and for a
+    /// TLS URL the dialer its TLS settings describe; TLS settings on a plaintext URL are
+    /// refused.
+    pub fn for_config(config: &echobench_core::config::Config) -> Result<Target, TargetError> {
+        let mut target = Target::parse(&config.url, config.allow_remote)?;
+        let settings = config.tls.clone().unwrap_or_default();
+        if target.secure {
+            let host = target.server_name();
+            target.tls = Some(crate::tls::Dialer::new(&config.url, host, &settings)?);
+        } else if config.tls.is_some() {
+            return Err(crate::tls::SetupError::NotTls {
+                url: config.url.clone(),
+            }
+            .into());
+        }
+        Ok(target)
+    }
+
+    /// The URL's host without port or IPv6 brackets: the TLS server name.
+    pub fn server_name(&self) -> &str {
+        let host = match self.host.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() && !host.ends_with(':') => host,
+            _ => &self.host,
+        };
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+
     /// Parses and resolves `url`; a host that resolves to anything outside loopback is refused
     /// unless `allow_remote`.
     pub fn parse(url: &str, allow_remote: bool) -> Result<Target, TargetError> {
@@ -80,7 +114,7 @@ impl Target {
             url: url.to_owned(),
             reason: err.to_string(),
         })?;
-        let Some(protocol) = Protocol::from_scheme(parsed.scheme()) else {
+        let Some((protocol, secure)) = Protocol::from_scheme(parsed.scheme()) else {
             return Err(TargetError::Scheme {
                 url: url.to_owned(),
                 scheme: parsed.scheme().to_owned(),
@@ -96,7 +130,7 @@ impl Target {
                 });
             }
         };
-        let Some(port) = parsed.port().or(protocol.default_port()) else {
+        let Some(port) = parsed.port().or(protocol.default_port(secure)) else {
             return Err(TargetError::NoPort {
                 url: url.to_owned(),
             });
@@ -135,6 +169,8 @@ impl Target {
         Ok(Target {
             url: url.to_owned(),
             protocol,
+            secure,
+            tls: None,
             host: match parsed.port() {
                 Some(port) => format!("{host}:{port}"),
                 None => host,
@@ -215,6 +251,7 @@ mod tests {
         ];
         for (url, protocol, host, path, port) in cases {
             let target = Target::parse(url, false).unwrap();
+            assert!(!target.secure, "{url}");
             assert_eq!(target.protocol, protocol, "{url}");
             assert_eq!(target.host, host, "{url}");
             assert_eq!(target.path, path, "{url}");
@@ -223,13 +260,33 @@ mod tests {
         }
     }
 
+    /// TLS schemes: the protocol, the default port 443 for https/wss, and the server name
+    /// (host without port or brackets) that SNI sends.
+    #[test]
+    fn parses_tls_targets() {
+        let cases = [
+            ("https://127.0.0.1/echo", Protocol::Http, 443, "127.0.0.1"),
+            ("https://localhost:8443", Protocol::Http, 8443, "localhost"),
+            ("wss://[::1]/ws", Protocol::WebSocket, 443, "::1"),
+            ("wss://[::1]:9/ws", Protocol::WebSocket, 9, "::1"),
+            ("tls://127.0.0.1:7", Protocol::Tcp, 7, "127.0.0.1"),
+        ];
+        for (url, protocol, port, name) in cases {
+            let target = Target::parse(url, false).unwrap();
+            assert!(target.secure, "{url}");
+            assert_eq!(target.protocol, protocol, "{url}");
+            assert_eq!(target.addr.port(), port, "{url}");
+            assert_eq!(target.server_name(), name, "{url}");
+        }
+    }
+
     /// Bad URLs and remote hosts are refused with a message naming the URL and the fix.
     #[test]
     fn refuses_bad_targets() {
         let cases = [
             ("127.0.0.1:8080", "is not a valid URL"),
-            ("https://127.0.0.1:8443/", "unsupported scheme `https`"),
-            ("wss://127.0.0.1/", "unsupported scheme `wss`"),
+            ("ftp://127.0.0.1:21/", "unsupported scheme `ftp`"),
+            ("tls://127.0.0.1", "has no port"),
             ("tcp://127.0.0.1", "has no port"),
             ("http://10.1.2.3:80/", "not a loopback address"),
             ("ws://192.0.2.1:80/", "--allow-remote"),

@@ -98,7 +98,7 @@ fn failures_have_their_exit_codes() {
         .unwrap()
         .port();
     let unreachable = format!("tcp://127.0.0.1:{free_port}");
-    let cases: [(&[&str], i32, &str); 6] = [
+    let cases: [(&[&str], i32, &str); 9] = [
         (
             &["http://127.0.0.1:1/", "-c", "0"],
             2,
@@ -109,7 +109,18 @@ fn failures_have_their_exit_codes() {
             2,
             "--rate must be a positive number",
         ),
-        (&["https://127.0.0.1:1/"], 2, "unsupported scheme `https`"),
+        (&["ftp://127.0.0.1:1/"], 2, "unsupported scheme `ftp`"),
+        (&["https://127.0.0.1:1/"], 2, "pass --cacert FILE"),
+        (
+            &["http://127.0.0.1:1/", "--insecure"],
+            2,
+            "need an https://",
+        ),
+        (
+            &["wss://127.0.0.1:1/", "--cacert", "/nonexistent.pem"],
+            2,
+            "--cacert /nonexistent.pem: cannot read it",
+        ),
         (&["http://192.0.2.7/"], 2, "--allow-remote"),
         (&[&unreachable, "-d", "1s"], 3, "cannot reach"),
         (&["tcp://127.0.0.1:1", "--size", "0"], 2, "--size 0"),

@@ -89,7 +89,7 @@ async fn csv_header_snapshot() {
     let expected = "schema_version,url,protocol,connections,roundtrips,rate,size,ws_mode,payload,threads,\
 duration_s,warmup_s,measured_s,interrupted,round_trips,round_trips_per_s,bytes_sent_per_s,\
 bytes_received_per_s,connections_opened,connections_closed,in_flight_at_deadline,errors,\
-errors_connect_refused,errors_connect_timeout,errors_connect_failed,errors_handshake_failed,\
+errors_connect_refused,errors_connect_timeout,errors_connect_failed,errors_handshake_failed,errors_tls_failed,\
 errors_send_failed,errors_closed_by_peer,errors_round_trip_timeout,errors_echo_mismatch,\
 errors_http_status,errors_protocol_error,latency_mean_us,latency_p50_us,latency_p90_us,\
 latency_p99_us,latency_p999_us,latency_p9999_us,latency_min_us,latency_max_us,connect_mean_us,\

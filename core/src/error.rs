@@ -24,6 +24,9 @@ pub enum ErrorKind {
     ConnectFailed,
     /// The WebSocket upgrade was refused or malformed (the HTTP status is kept).
     HandshakeFailed,
+    /// The TLS handshake failed: a certificate that is not trusted, expired or for another
+    /// name, a server that does not speak TLS, or no protocol version in common.
+    TlsFailed,
     /// Writing the message failed.
     SendFailed,
     /// The peer closed (or reset) the connection while a round trip was in progress.
@@ -40,11 +43,12 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in report order (also the order of the CSV columns).
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::ConnectFailed,
         ErrorKind::HandshakeFailed,
+        ErrorKind::TlsFailed,
         ErrorKind::SendFailed,
         ErrorKind::ClosedByPeer,
         ErrorKind::RoundTripTimeout,
@@ -60,6 +64,7 @@ impl ErrorKind {
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::ConnectFailed => "connect_failed",
             ErrorKind::HandshakeFailed => "handshake_failed",
+            ErrorKind::TlsFailed => "tls_failed",
             ErrorKind::SendFailed => "send_failed",
             ErrorKind::ClosedByPeer => "closed_by_peer",
             ErrorKind::RoundTripTimeout => "round_trip_timeout",

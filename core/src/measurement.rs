@@ -35,6 +35,12 @@ pub struct Counts {
     pub pacer_late_sends: u64,
     /// Round trips sent but not answered when the window closed.
     pub in_flight_at_deadline: u64,
+    /// TLS: handshakes completed.
+    #[serde(default)]
+    pub tls_handshakes: u64,
+    /// TLS: of those, how many resumed an earlier session.
+    #[serde(default)]
+    pub tls_resumed: u64,
 }
 
 impl Counts {
@@ -48,6 +54,8 @@ impl Counts {
         self.late_sends += other.late_sends;
         self.pacer_late_sends += other.pacer_late_sends;
         self.in_flight_at_deadline += other.in_flight_at_deadline;
+        self.tls_handshakes += other.tls_handshakes;
+        self.tls_resumed += other.tls_resumed;
     }
 }
 
@@ -58,6 +66,8 @@ pub struct Latencies {
     pub round_trip: Histogram<u64>,
     /// Connection establishment.
     pub connect: Histogram<u64>,
+    /// Connect's phases, when it has more than one (TLS, or a WebSocket upgrade).
+    pub phases: Option<Phases>,
     /// Open loop only: round-trip time from the intended send.
     pub corrected: Option<Histogram<u64>>,
     /// Open loop only: how long after it could go (its intended time, or the echo that held
@@ -71,6 +81,7 @@ impl Latencies {
         Latencies {
             round_trip: latency::histogram(),
             connect: latency::histogram(),
+            phases: None,
             corrected: open_loop.then(latency::histogram),
             send_lag: open_loop.then(latency::histogram),
         }
@@ -80,8 +91,58 @@ impl Latencies {
     pub fn add(&mut self, other: &Latencies) {
         latency::add(&mut self.round_trip, &other.round_trip);
         latency::add(&mut self.connect, &other.connect);
+        if let Some(theirs) = &other.phases {
+            self.phases.get_or_insert_with(Phases::default).add(theirs);
+        }
         add_optional(&mut self.corrected, other.corrected.as_ref());
         add_optional(&mut self.send_lag, other.send_lag.as_ref());
+    }
+}
+
+/// Connection establishment, phase by phase (nanoseconds): what `connect` adds up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phases {
+    /// TCP connect.
+    pub tcp: Histogram<u64>,
+    /// TLS handshake, over TLS.
+    pub tls: Option<Histogram<u64>>,
+    /// WebSocket upgrade (request to `101`), for WebSocket.
+    pub upgrade: Option<Histogram<u64>>,
+}
+
+impl Default for Phases {
+    fn default() -> Phases {
+        Phases {
+            tcp: latency::histogram(),
+            tls: None,
+            upgrade: None,
+        }
+    }
+}
+
+impl Phases {
+    /// Adds `other`'s samples.
+    pub fn add(&mut self, other: &Phases) {
+        latency::add(&mut self.tcp, &other.tcp);
+        add_optional(&mut self.tls, other.tls.as_ref());
+        add_optional(&mut self.upgrade, other.upgrade.as_ref());
+    }
+
+    /// Records one connect's phases.
+    pub fn record(&mut self, tcp: Duration, tls: Option<Duration>, upgrade: Option<Duration>) {
+        latency::record(&mut self.tcp, latency::nanos(tcp));
+        if let Some(tls) = tls {
+            latency::record(
+                self.tls.get_or_insert_with(latency::histogram),
+                latency::nanos(tls),
+            );
+        }
+        if let Some(upgrade) = upgrade {
+            latency::record(
+                self.upgrade.get_or_insert_with(latency::histogram),
+                latency::nanos(upgrade),
+            );
+        }
     }
 }
 

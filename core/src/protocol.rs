@@ -1,6 +1,6 @@
-//! The wire protocols echobench speaks, and the one table of what each implies: its URL scheme,
-//! the path a reference server echoes on, the path a client uses when a URL names none, and the
-//! port a URL without one means. Servers, client and harness all read this table; none keeps
+//! The wire protocols echobench speaks, and the one table of what each implies: its URL scheme
+//! (plain and over TLS), the path a reference server echoes on, the path a client uses when a
+//! URL names none, and the port a URL without one means. Servers, client and harness all read this table; none keeps
 //! its own copy.
 
 use std::fmt;
@@ -52,11 +52,35 @@ impl Protocol {
         }
     }
 
-    /// The protocol a URL scheme names, if it is one of ours.
-    pub fn from_scheme(scheme: &str) -> Option<Protocol> {
-        Protocol::ALL
-            .into_iter()
-            .find(|p| p.scheme().eq_ignore_ascii_case(scheme))
+    /// The URL scheme over TLS (`https`, `wss`, `tls`).
+    pub fn tls_scheme(self) -> &'static str {
+        match self {
+            Protocol::Http => "https",
+            Protocol::WebSocket => "wss",
+            Protocol::Tcp => "tls",
+        }
+    }
+
+    /// The scheme, plain or over TLS.
+    pub fn scheme_for(self, tls: bool) -> &'static str {
+        if tls {
+            self.tls_scheme()
+        } else {
+            self.scheme()
+        }
+    }
+
+    /// The protocol a URL scheme names, if it is one of ours, and whether it means TLS.
+    pub fn from_scheme(scheme: &str) -> Option<(Protocol, bool)> {
+        Protocol::ALL.into_iter().find_map(|p| {
+            if p.scheme().eq_ignore_ascii_case(scheme) {
+                Some((p, false))
+            } else if p.tls_scheme().eq_ignore_ascii_case(scheme) {
+                Some((p, true))
+            } else {
+                None
+            }
+        })
     }
 
     /// The path a reference server echoes on (`/echo`, `/ws`; empty for TCP, which has none).
@@ -79,11 +103,11 @@ impl Protocol {
         }
     }
 
-    /// The port a URL without one means: 80 for HTTP and WebSocket; TCP has no default, so a
-    /// `tcp://` URL must name its port.
-    pub fn default_port(self) -> Option<u16> {
+    /// The port a URL without one means: 80 for HTTP and WebSocket, 443 over TLS; TCP has no
+    /// default, so a `tcp://` or `tls://` URL must name its port.
+    pub fn default_port(self, tls: bool) -> Option<u16> {
         match self {
-            Protocol::Http | Protocol::WebSocket => Some(80),
+            Protocol::Http | Protocol::WebSocket => Some(if tls { 443 } else { 80 }),
             Protocol::Tcp => None,
         }
     }
@@ -125,29 +149,58 @@ impl FromStr for Protocol {
 mod tests {
     use super::*;
 
-    /// The table, row by row: name, scheme, server path, client default path, default port.
+    /// The table, row by row: name, scheme, TLS scheme, server path, client default path,
+    /// default port plain and over TLS.
     #[test]
     fn the_table() {
         let rows = [
-            (Protocol::Http, "http", "http", "/echo", "/echo", Some(80)),
-            (Protocol::WebSocket, "websocket", "ws", "/ws", "/", Some(80)),
-            (Protocol::Tcp, "tcp", "tcp", "", "", None),
+            (
+                Protocol::Http,
+                "http",
+                "http",
+                "https",
+                "/echo",
+                "/echo",
+                Some(80),
+                Some(443),
+            ),
+            (
+                Protocol::WebSocket,
+                "websocket",
+                "ws",
+                "wss",
+                "/ws",
+                "/",
+                Some(80),
+                Some(443),
+            ),
+            (Protocol::Tcp, "tcp", "tcp", "tls", "", "", None, None),
         ];
-        for (protocol, name, scheme, echo, default, port) in rows {
+        for (protocol, name, scheme, tls, echo, default, port, tls_port) in rows {
             assert_eq!(protocol.name(), name);
             assert_eq!(protocol.to_string(), name);
             assert_eq!(name.parse::<Protocol>(), Ok(protocol));
             assert_eq!(protocol.scheme(), scheme);
-            assert_eq!(Protocol::from_scheme(scheme), Some(protocol));
+            assert_eq!(
+                (protocol.scheme_for(false), protocol.scheme_for(true)),
+                (scheme, tls)
+            );
+            assert_eq!(Protocol::from_scheme(scheme), Some((protocol, false)));
+            assert_eq!(Protocol::from_scheme(tls), Some((protocol, true)));
+            assert_eq!(
+                Protocol::from_scheme(&tls.to_uppercase()),
+                Some((protocol, true))
+            );
             assert_eq!(protocol.echo_path(), echo);
             assert_eq!(protocol.default_path(), default);
-            assert_eq!(protocol.default_port(), port);
+            assert_eq!(protocol.default_port(false), port);
+            assert_eq!(protocol.default_port(true), tls_port);
             assert_eq!(
                 serde_json::to_string(&protocol).unwrap(),
                 format!("\"{name}\"")
             );
         }
-        assert_eq!(Protocol::from_scheme("https"), None);
+        assert_eq!(Protocol::from_scheme("udp"), None);
         assert_eq!(
             Protocol::WebSocket.echo_url("127.0.0.1:9"),
             "ws://127.0.0.1:9/ws"

@@ -123,6 +123,18 @@ pub struct Summary {
     /// although the connection was free — late because of the client, not the server.
     #[serde(default)]
     pub pacer_late_sends: Option<u64>,
+    /// Over TLS: handshakes completed, and how many of them resumed a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsHandshakes>,
+}
+
+/// Over TLS: what the handshakes were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsHandshakes {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Of those, resumed ones (`--tls-resume`).
+    pub resumed: u64,
 }
 
 /// Latency percentiles in nanoseconds.
@@ -130,13 +142,54 @@ pub struct Summary {
 pub struct Latency {
     /// Round-trip time from the actual send to the echo (uncorrected).
     pub round_trip: Percentiles,
-    /// Connection establishment (TCP connect, plus the upgrade for WebSocket).
+    /// Connection establishment (TCP connect, plus the TLS handshake and the WebSocket
+    /// upgrade where there are any).
     pub connect: Percentiles,
+    /// Connect's phases, when it has more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_phases: Option<PhasePercentiles>,
     /// Open loop only: round-trip time from the intended send (corrected for coordinated omission).
     pub corrected: Option<Percentiles>,
     /// Open loop only: how long after it could go each message was sent (the pacer's precision).
     #[serde(default)]
     pub send_lag: Option<Percentiles>,
+}
+
+/// Percentiles of each phase of a connect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhasePercentiles {
+    /// TCP connect.
+    pub tcp: Percentiles,
+    /// TLS handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Percentiles>,
+    /// WebSocket upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Percentiles>,
+}
+
+/// Encoded histograms of each phase of a connect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseHistograms {
+    /// TCP connect.
+    pub tcp: String,
+    /// TLS handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// WebSocket upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<String>,
+}
+
+impl PhaseHistograms {
+    fn decode(&self) -> Result<crate::measurement::Phases, CodecError> {
+        let optional = |h: &Option<String>| h.as_deref().map(latency::decode).transpose();
+        Ok(crate::measurement::Phases {
+            tcp: latency::decode(&self.tcp)?,
+            tls: optional(&self.tls)?,
+            upgrade: optional(&self.upgrade)?,
+        })
+    }
 }
 
 /// The client's own resource use.
@@ -225,6 +278,9 @@ pub struct Histograms {
     /// Open loop only: send lag.
     #[serde(default)]
     pub send_lag: Option<String>,
+    /// Connect's phases, when it has more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_phases: Option<PhaseHistograms>,
 }
 
 impl Histograms {
@@ -410,10 +466,19 @@ impl Report {
                 errors,
                 late_sends: open_loop.then_some(c.late_sends),
                 pacer_late_sends: open_loop.then_some(c.pacer_late_sends),
+                tls: context.config.tls.is_some().then_some(TlsHandshakes {
+                    handshakes: c.tls_handshakes,
+                    resumed: c.tls_resumed,
+                }),
             },
             latency: Latency {
                 round_trip: Percentiles::of(&m.latencies.round_trip),
                 connect: Percentiles::of(&m.latencies.connect),
+                connect_phases: m.latencies.phases.as_ref().map(|p| PhasePercentiles {
+                    tcp: Percentiles::of(&p.tcp),
+                    tls: p.tls.as_ref().map(Percentiles::of),
+                    upgrade: p.upgrade.as_ref().map(Percentiles::of),
+                }),
                 corrected: m.latencies.corrected.as_ref().map(Percentiles::of),
                 send_lag: m.latencies.send_lag.as_ref().map(Percentiles::of),
             },
@@ -446,6 +511,11 @@ impl Report {
                 connect: encode(&m.latencies.connect),
                 corrected: m.latencies.corrected.as_ref().map(encode),
                 send_lag: m.latencies.send_lag.as_ref().map(encode),
+                connect_phases: m.latencies.phases.as_ref().map(|p| PhaseHistograms {
+                    tcp: encode(&p.tcp),
+                    tls: p.tls.as_ref().map(encode),
+                    upgrade: p.upgrade.as_ref().map(encode),
+                }),
             },
             config: context.config,
         }
@@ -472,6 +542,8 @@ impl Report {
                 late_sends: s.late_sends.unwrap_or(0),
                 pacer_late_sends: s.pacer_late_sends.unwrap_or(0),
                 in_flight_at_deadline: s.in_flight_at_deadline,
+                tls_handshakes: s.tls.map_or(0, |t| t.handshakes),
+                tls_resumed: s.tls.map_or(0, |t| t.resumed),
             },
             errors: self.errors.clone(),
             latencies: Latencies {
@@ -480,6 +552,13 @@ impl Report {
                     .round_trip()
                     .map_err(damaged("round-trip"))?,
                 connect: self.histograms.connect().map_err(damaged("connect"))?,
+                phases: self
+                    .histograms
+                    .connect_phases
+                    .as_ref()
+                    .map(PhaseHistograms::decode)
+                    .transpose()
+                    .map_err(damaged("connect-phase"))?,
                 corrected: self
                     .histograms
                     .corrected()

@@ -9,7 +9,7 @@ use echo_harness::export::{capacity, comparison, raw, summary};
 
 const RAW: &str = "trial,attempt,cell_id,server,protocol,connections,size,roundtrips,rate,\
 rate_of_capacity,status,redone,reason,started_at,measured_s,round_trips,round_trips_per_s,errors,errors_connect_refused,\
-errors_connect_timeout,errors_connect_failed,errors_handshake_failed,errors_send_failed,\
+errors_connect_timeout,errors_connect_failed,errors_handshake_failed,errors_tls_failed,errors_send_failed,\
 errors_closed_by_peer,errors_round_trip_timeout,errors_echo_mismatch,errors_http_status,\
 errors_protocol_error,in_flight_at_deadline,connections_opened,latency_p50_us,latency_p90_us,\
 latency_p99_us,latency_p999_us,latency_max_us,connect_p50_us,connect_p99_us,corrected_p50_us,\

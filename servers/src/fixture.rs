@@ -22,6 +22,8 @@ pub struct FixtureBuilder {
     implementation: Impl,
     options: Options,
     addr: SocketAddr,
+    /// `.tls()`: make an identity at start (unless one was given).
+    tls: bool,
 }
 
 impl FixtureBuilder {
@@ -87,28 +89,50 @@ impl FixtureBuilder {
         self
     }
 
+    /// Serves over TLS (`https://`, `wss://`, `tls://`) with a certificate made at start for
+    /// `localhost`, `127.0.0.1` and `::1`; trust [`Fixture::ca_pem`] in the client.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Serves over TLS with this identity (for example one made with
+    /// [`Identity::generate`](crate::Identity::generate), or from files).
+    pub fn tls_identity(mut self, identity: crate::tls::Identity) -> Self {
+        self.options.tls = Some(identity);
+        self
+    }
+
     /// Listens on `addr` instead of `127.0.0.1:0`.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
         self
     }
 
+    /// The options to serve with, an identity made if `.tls()` asked for one, validated.
+    fn prepared(mut self) -> io::Result<Self> {
+        let invalid = |err: crate::OptionsError| io::Error::new(io::ErrorKind::InvalidInput, err);
+        if self.tls && self.options.tls.is_none() {
+            let identity = crate::tls::Identity::generate(&[]).map_err(|e| invalid(e.into()))?;
+            self.options.tls = Some(identity);
+        }
+        self.options.validate().map_err(invalid)?;
+        Ok(self)
+    }
+
     /// Binds and starts serving in the current tokio runtime.
     pub async fn start(self) -> io::Result<Fixture> {
-        self.options
-            .validate()
-            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-        let listener = crate::listener::bind(self.addr)?;
+        let this = self.prepared()?;
+        let ca_pem = this.options.tls.as_ref().map(|i| i.ca_pem.clone());
+        let (implementation, options) = (this.implementation, this.options);
+        let listener = crate::listener::bind(this.addr)?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(self.implementation.serve(
-            listener,
-            self.options,
-            shutdown.clone(),
-        ));
+        let task = tokio::spawn(implementation.serve(listener, options, shutdown.clone()));
         Ok(Fixture {
-            implementation: self.implementation,
+            implementation,
             addr,
+            ca_pem,
             shutdown,
             task: Some(task),
         })
@@ -116,16 +140,15 @@ impl FixtureBuilder {
 
     /// Binds, then serves on a new thread with its own tokio runtime.
     pub fn start_blocking(self) -> io::Result<BlockingFixture> {
-        self.options
-            .validate()
-            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        let this = self.prepared()?;
         // Binding here, not on the thread, lets a bind error reach the caller directly.
-        let listener = crate::listener::bind_std(self.addr)?;
+        let listener = crate::listener::bind_std(this.addr)?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let implementation = self.implementation;
-        let options = self.options;
+        let implementation = this.implementation;
+        let ca_pem = this.options.tls.as_ref().map(|i| i.ca_pem.clone());
+        let options = this.options;
         let thread = thread::Builder::new()
             .name(format!("echo-fixture-{implementation}"))
             .spawn(move || {
@@ -140,6 +163,7 @@ impl FixtureBuilder {
         Ok(BlockingFixture {
             implementation,
             addr,
+            ca_pem,
             shutdown,
             thread: Some(thread),
         })
@@ -152,6 +176,7 @@ impl FixtureBuilder {
 pub struct Fixture {
     implementation: Impl,
     addr: SocketAddr,
+    ca_pem: Option<String>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<io::Result<()>>>,
 }
@@ -168,6 +193,7 @@ impl Fixture {
             implementation,
             options: Options::default(),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls: false,
         }
     }
 
@@ -176,9 +202,15 @@ impl Fixture {
         self.addr
     }
 
-    /// The echo endpoint: `http://ADDR/echo`, `ws://ADDR/ws` or `tcp://ADDR`.
+    /// The echo endpoint: `http://ADDR/echo`, `ws://ADDR/ws` or `tcp://ADDR`; over TLS
+    /// `https://`, `wss://` or `tls://`.
     pub fn url(&self) -> String {
-        self.implementation.url(self.addr)
+        self.implementation.url(self.addr, self.ca_pem.is_some())
+    }
+
+    /// Over TLS, the certificate (PEM) a client must trust to accept the server's.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Which implementation is running.
@@ -221,6 +253,7 @@ impl Drop for Fixture {
 pub struct BlockingFixture {
     implementation: Impl,
     addr: SocketAddr,
+    ca_pem: Option<String>,
     shutdown: CancellationToken,
     thread: Option<thread::JoinHandle<io::Result<()>>>,
 }
@@ -231,9 +264,15 @@ impl BlockingFixture {
         self.addr
     }
 
-    /// The echo endpoint: `http://ADDR/echo`, `ws://ADDR/ws` or `tcp://ADDR`.
+    /// The echo endpoint: `http://ADDR/echo`, `ws://ADDR/ws` or `tcp://ADDR`; over TLS
+    /// `https://`, `wss://` or `tls://`.
     pub fn url(&self) -> String {
-        self.implementation.url(self.addr)
+        self.implementation.url(self.addr, self.ca_pem.is_some())
+    }
+
+    /// Over TLS, the certificate (PEM) a client must trust to accept the server's.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Which implementation is running.

@@ -6,8 +6,8 @@
 //! has `serve(listener, options, shutdown)`: the caller binds the socket (so tests bind port 0
 //! and read the address back; use [`bind`] for a backlog that survives connection bursts), and
 //! cancelling `shutdown` stops the server gracefully. The same
-//! [`Options`] carry limits and [`Faults`] for testing clients: delays, early closes,
-//! corrupted echoes and periodic stalls.
+//! [`Options`] carry limits, TLS ([`Identity`]) and [`Faults`] for testing clients: delays,
+//! early closes, corrupted echoes, periodic stalls, a CPU cost per echo and a capacity.
 //!
 //! The servers know nothing of measurement; the `echo-client` and `echo-harness` crates do.
 //!
@@ -42,6 +42,46 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Over TLS
+//!
+//! `.tls()` serves `https://`, `wss://` or `tls://` with a certificate made at start, signed by
+//! an authority also made at start; [`Fixture::ca_pem`] is what the client under test trusts.
+//! A complete test of a rustls client against it:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use echo_servers::{Fixture, Impl};
+//! use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let srv = Fixture::builder(Impl::Tcp).tls().start().await?;
+//! assert!(srv.url().starts_with("tls://127.0.0.1:"));
+//!
+//! let mut roots = rustls::RootCertStore::empty();
+//! for cert in CertificateDer::pem_slice_iter(srv.ca_pem().unwrap().as_bytes()) {
+//!     roots.add(cert?)?;
+//! }
+//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let config = rustls::ClientConfig::builder_with_provider(provider)
+//!     .with_safe_default_protocol_versions()?
+//!     .with_root_certificates(roots)
+//!     .with_no_client_auth();
+//! let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+//!
+//! let tcp = tokio::net::TcpStream::connect(srv.addr()).await?;
+//! // The certificate is valid for localhost, 127.0.0.1 and ::1.
+//! let mut tls = connector.connect(ServerName::try_from("localhost")?, tcp).await?;
+//! tls.write_all(b"ping").await?;
+//! let mut echo = [0u8; 4];
+//! tls.read_exact(&mut echo).await?;
+//! assert_eq!(&echo, b"ping");
+//! srv.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod fault;
 pub mod fixture;
@@ -50,6 +90,7 @@ pub mod implementation;
 pub mod listener;
 pub mod options;
 pub mod tcp;
+pub mod tls;
 pub mod ws;
 
 mod acceptor;
@@ -66,6 +107,7 @@ pub use listener::{LISTEN_BACKLOG, bind, bind_std};
 pub use options::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_MESSAGE, Faults, Options, OptionsError, Stall,
 };
+pub use tls::{Identity, TlsError};
 
 impl Impl {
     /// Serves this implementation on `listener` until `shutdown` is cancelled, then lets open
@@ -92,9 +134,14 @@ impl Impl {
     }
 
     /// The URL of this implementation's echo endpoint at `addr`, as printed in the ready line:
-    /// `http://ADDR/echo`, `ws://ADDR/ws` or `tcp://ADDR`.
-    pub fn url(self, addr: SocketAddr) -> String {
+    /// `http://ADDR/echo`, `ws://ADDR/ws` or `tcp://ADDR`; over TLS `https://`, `wss://` or
+    /// `tls://`.
+    pub fn url(self, addr: SocketAddr, tls: bool) -> String {
         let protocol = self.protocol();
-        format!("{}://{addr}{}", protocol.scheme(), protocol.echo_path())
+        format!(
+            "{}://{addr}{}",
+            protocol.scheme_for(tls),
+            protocol.echo_path()
+        )
     }
 }

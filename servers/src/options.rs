@@ -28,6 +28,8 @@ pub struct Options {
     pub ws_read_buffer: Option<usize>,
     /// Faults to inject, for testing clients.
     pub faults: Faults,
+    /// Serve over TLS with this identity (`--tls`); `None` serves plaintext.
+    pub tls: Option<crate::tls::Identity>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             ws_read_buffer: None,
             faults: Faults::default(),
+            tls: None,
         }
     }
 }
@@ -55,6 +58,9 @@ impl Options {
         }
         if let Some(cost) = self.faults.echo_cost.filter(|c| *c > MAX_ECHO_COST) {
             return Err(OptionsError::EchoCost(cost));
+        }
+        if let Some(identity) = &self.tls {
+            identity.validate()?;
         }
         Ok(())
     }
@@ -110,7 +116,7 @@ impl Stall {
 pub const MAX_ECHO_COST: Duration = Duration::from_secs(1);
 
 /// Options that cannot work, with what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
     /// A zero header timeout would close every connection at once.
     #[error("--header-timeout must be greater than zero")]
@@ -125,6 +131,9 @@ pub enum OptionsError {
         humantime::format_duration(MAX_ECHO_COST)
     )]
     EchoCost(Duration),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The stall must be shorter than its period, and both non-zero.
     #[error(
         "--stall-for ({}) must be greater than zero and shorter than --stall-every ({})",

@@ -6,10 +6,10 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::acceptor;
+use crate::acceptor::{self, Accept, Stream};
 use crate::fault::{self, FaultPlan};
 use crate::options::Options;
 
@@ -23,8 +23,9 @@ pub async fn serve(
     options: Options,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let accept = Accept::new(&options, &[])?;
     let faults = Arc::new(FaultPlan::new(options.faults));
-    acceptor::run(listener, shutdown, move |stream, peer, token| {
+    acceptor::run(listener, accept, shutdown, move |stream, peer, token| {
         let faults = Arc::clone(&faults);
         async move {
             if let Err(err) = echo(stream, &faults, &token).await {
@@ -36,7 +37,7 @@ pub async fn serve(
 }
 
 async fn echo(
-    mut stream: TcpStream,
+    mut stream: Stream,
     faults: &FaultPlan,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {

@@ -144,6 +144,61 @@ async fn ready_line_then_echo_then_sigterm() {
     }
 }
 
+/// `--tls --cert-out FILE`: the ready line names the TLS scheme, and FILE holds the
+/// certificate authority (PEM) that signed what the server presents; `--cert`/`--key` serve
+/// files made elsewhere, whose chain `--cert-out` then writes.
+#[test]
+fn tls_ready_line_and_cert_out() {
+    let dir = tempfile::tempdir().unwrap();
+    for (imp, scheme) in [
+        (Impl::Hyper, "https"),
+        (Impl::Axum, "https"),
+        (Impl::Tungstenite, "wss"),
+        (Impl::AxumWs, "wss"),
+        (Impl::Tcp, "tls"),
+    ] {
+        let out = dir.path().join(format!("{imp}.pem"));
+        let server = Server::start(&[imp.name(), "--tls", "--cert-out", out.to_str().unwrap()]);
+        assert!(
+            server.url.starts_with(&format!("{scheme}://127.0.0.1:")),
+            "{}",
+            server.url
+        );
+        let pem = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN CERTIFICATE-----"),
+            "{imp}: {pem}"
+        );
+        assert!(
+            !pem.contains("PRIVATE KEY"),
+            "{imp}: the key must never be written"
+        );
+        server.signal(Signal::SIGTERM);
+        assert_eq!(server.exit().0, 0, "{imp}");
+    }
+    let identity = echo_servers::Identity::generate(&[]).unwrap();
+    let (cert, key, out) = (
+        dir.path().join("c.pem"),
+        dir.path().join("k.pem"),
+        dir.path().join("o.pem"),
+    );
+    std::fs::write(&cert, &identity.chain_pem).unwrap();
+    std::fs::write(&key, &identity.key_pem).unwrap();
+    let server = Server::start(&[
+        "tcp",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--cert-out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(server.url.starts_with("tls://"), "{}", server.url);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), identity.chain_pem);
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.exit().0, 0);
+}
+
 /// SIGINT also stops the server gracefully, with the default (multi-thread) runtime.
 #[tokio::test]
 async fn sigint_exits_zero() {
@@ -199,7 +254,22 @@ fn list() {
 fn bad_input_fails_clearly() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();
-    let cases: [(&[&str], i32, &str); 4] = [
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let not_pem = not_pem.to_str().unwrap();
+    let cases: [(&[&str], i32, &str); 7] = [
+        (&["tcp", "--cert", "/nonexistent.pem"], 2, "--key"),
+        (
+            &["tcp", "--cert", "/nonexistent.pem", "--key", not_pem],
+            1,
+            "cannot read --cert file /nonexistent.pem",
+        ),
+        (
+            &["tcp", "--cert", not_pem, "--key", not_pem],
+            1,
+            "holds no PEM certificate",
+        ),
         (&["nginx"], 2, "unknown server implementation `nginx`"),
         (&["tcp", "--threads", "0"], 2, "--threads"),
         (

@@ -5,10 +5,9 @@
 //! stay cheaper than the server it measures cannot.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Connection, Transfer, tcp_connect};
+use super::{Connection, Opened, Stream, Transfer, dial};
 use crate::error::Failure;
 use crate::message;
 use crate::target::Target;
@@ -26,7 +25,8 @@ const MAX_CHUNK_LINE: usize = 1024;
 /// A keep-alive HTTP/1.1 connection doing `POST` echo round trips.
 #[derive(Debug)]
 pub struct HttpConnection {
-    stream: TcpStream,
+    stream: Stream,
+    opened: Opened,
     /// The request to send; the id is stamped into its body in place.
     request: Vec<u8>,
     /// Where the id is stamped in `request` (the body start, or the JSON id field).
@@ -325,13 +325,14 @@ fn judge(status: u16, sent: &[u8], body: &[u8]) -> Result<(), Failure> {
 
 impl Connection for HttpConnection {
     async fn connect(target: &Target, config: &Config) -> Result<Self, Failure> {
-        let stream = tcp_connect(target).await?;
+        let (stream, opened) = dial(target).await?;
         let (request, id_offset) =
             HttpConnection::build(target, config.size, config.payload, false);
         let (closing, closing_id_offset) =
             HttpConnection::build(target, config.size, config.payload, true);
         Ok(HttpConnection {
             stream,
+            opened,
             request,
             id_offset,
             body_len: config.size,
@@ -403,6 +404,10 @@ impl Connection for HttpConnection {
 
     fn reusable(&self) -> bool {
         !self.spent
+    }
+
+    fn opened(&self) -> Opened {
+        self.opened
     }
 
     async fn close(self) {

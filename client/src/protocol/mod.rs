@@ -10,9 +10,11 @@ pub mod ws;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_util::either::Either;
 
 use crate::error::Failure;
 use crate::target::Target;
@@ -25,6 +27,41 @@ pub struct Transfer {
     pub sent: usize,
     /// Bytes read.
     pub received: usize,
+}
+
+/// A connection's byte stream: plain TCP, or TLS over it. For plaintext `Either` costs one
+/// predictable branch per read or write and no allocation.
+pub(crate) type Stream = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// How a connection was opened, phase by phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// The TCP connect.
+    pub tcp: Duration,
+    /// The TLS handshake, over TLS.
+    pub tls: Option<Duration>,
+    /// Over TLS: whether the handshake resumed an earlier session.
+    pub resumed: bool,
+    /// The WebSocket upgrade, for WebSocket.
+    pub upgrade: Option<Duration>,
+}
+
+/// TCP connect, then the TLS handshake if the target has TLS; each phase timed.
+pub(crate) async fn dial(target: &Target) -> Result<(Stream, Opened), Failure> {
+    let began = Instant::now();
+    let tcp = tcp_connect(target).await?;
+    let mut opened = Opened {
+        tcp: began.elapsed(),
+        ..Opened::default()
+    };
+    let Some(tls) = &target.tls else {
+        return Ok((Either::Left(tcp), opened));
+    };
+    let began = Instant::now();
+    let (stream, resumed) = tls.handshake(tcp).await?;
+    opened.tls = Some(began.elapsed());
+    opened.resumed = resumed;
+    Ok((Either::Right(stream), opened))
 }
 
 /// A connection that can do echo round trips.
@@ -55,12 +92,15 @@ pub(crate) trait Connection: Sized {
     /// Whether another round trip may follow (false once the server announced it closes).
     fn reusable(&self) -> bool;
 
+    /// How the connection was opened.
+    fn opened(&self) -> Opened;
+
     /// Ends the connection politely (WebSocket close handshake; TCP/HTTP just close).
     fn close(self) -> impl Future<Output = ()>;
 }
 
 /// TCP connect with `TCP_NODELAY`, mapping errors onto connect failure kinds.
-pub(crate) async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
+async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
     let stream = TcpStream::connect(target.addr)
         .await
         .map_err(Failure::connect)?;

@@ -4,10 +4,9 @@
 //! once, and it is replaced: its stream can no longer be followed.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Connection, Transfer, tcp_connect};
+use super::{Connection, Opened, Stream, Transfer, dial};
 use crate::error::Failure;
 use crate::message;
 use crate::target::Target;
@@ -20,7 +19,8 @@ const SPARE: usize = 512;
 /// A TCP connection doing echo round trips.
 #[derive(Debug)]
 pub struct TcpConnection {
-    stream: TcpStream,
+    stream: Stream,
+    opened: Opened,
     payload: Vec<u8>,
     /// The echo's bytes, plus [`SPARE`] (with `--pipeline K`, K echoes' worth).
     echo: Vec<u8>,
@@ -59,12 +59,13 @@ impl TcpConnection {
 
 impl Connection for TcpConnection {
     async fn connect(target: &Target, config: &Config) -> Result<Self, Failure> {
-        let stream = tcp_connect(target).await?;
+        let (stream, opened) = dial(target).await?;
         let mut payload = vec![0; config.size];
         message::fill(&mut payload);
         let pipeline = config.pipeline.max(1);
         Ok(TcpConnection {
             stream,
+            opened,
             echo: vec![0; config.size * pipeline + SPARE],
             batch: Vec::new(),
             payload,
@@ -136,6 +137,10 @@ impl Connection for TcpConnection {
 
     fn reusable(&self) -> bool {
         self.open
+    }
+
+    fn opened(&self) -> Opened {
+        self.opened
     }
 
     async fn close(mut self) {

@@ -4,13 +4,12 @@
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::{Connection, Transfer, tcp_connect};
+use super::{Connection, Opened, Stream, Transfer, dial};
 use crate::error::Failure;
 use crate::message;
 use crate::target::Target;
@@ -19,7 +18,8 @@ use echobench_core::config::{Config, WsMode};
 /// A WebSocket connection doing echo round trips.
 #[derive(Debug)]
 pub struct WsConnection {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Stream>,
+    opened: Opened,
     payload: Vec<u8>,
     mode: WsMode,
     open: bool,
@@ -65,7 +65,8 @@ fn read_failure(err: WsError) -> Failure {
 
 impl Connection for WsConnection {
     async fn connect(target: &Target, config: &Config) -> Result<Self, Failure> {
-        let stream = tcp_connect(target).await?;
+        let (stream, mut opened) = dial(target).await?;
+        let began = Instant::now();
         let limit = (config.size * 2).max(1 << 20);
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(read_buffer(config.size, config.pipeline))
@@ -91,10 +92,12 @@ impl Connection for WsConnection {
                 detail: other.to_string(),
             },
         })?;
+        opened.upgrade = Some(began.elapsed());
         let mut payload = vec![0; config.size];
         message::fill(&mut payload);
         Ok(WsConnection {
             ws,
+            opened,
             payload,
             mode: config.ws_mode,
             open: true,
@@ -149,6 +152,10 @@ impl Connection for WsConnection {
 
     fn reusable(&self) -> bool {
         self.open
+    }
+
+    fn opened(&self) -> Opened {
+        self.opened
     }
 
     async fn close(mut self) {

@@ -74,7 +74,9 @@ pub(super) async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot
                 continue;
             }
         };
-        ctx.recorder.borrow_mut().connected(began.elapsed());
+        ctx.recorder
+            .borrow_mut()
+            .connected(began.elapsed(), &connection.opened());
         if !opened_once {
             opened_once = true;
             ctx.timing.opened.fetch_add(1, Ordering::Relaxed);

@@ -4,13 +4,14 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use echo_servers::{DEFAULT_MAX_MESSAGE, Faults, Impl, Options, OptionsError, Stall};
+use echo_servers::{DEFAULT_MAX_MESSAGE, Faults, Identity, Impl, Options, OptionsError, Stall};
 
 /// Reference echo server: HTTP (hyper, axum), WebSocket (tungstenite, axum-ws) or raw TCP.
 ///
@@ -54,6 +55,25 @@ pub(crate) struct Args {
     #[arg(long, value_name = "BYTES")]
     pub(crate) ws_read_buffer: Option<usize>,
 
+    /// Serve over TLS (https://, wss://, tls://) with a certificate made at start, signed by
+    /// an authority also made at start, for localhost, 127.0.0.1, ::1 and the --addr IP.
+    /// Clients trust it through --cert-out.
+    #[arg(long, help_heading = "TLS")]
+    pub(crate) tls: bool,
+
+    /// Serve over TLS with this PEM certificate chain (leaf first) instead; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key", help_heading = "TLS")]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// The PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert", help_heading = "TLS")]
+    pub(crate) key: Option<PathBuf>,
+
+    /// Write the certificate a client must trust (PEM; e.g. echo-client --cacert FILE, curl
+    /// --cacert FILE) to FILE before the ready line.
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub(crate) cert_out: Option<PathBuf>,
+
     /// Fault: delay every echo by DURATION (e.g. 5ms).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Faults (for testing clients)")]
     pub(crate) delay: Option<Duration>,
@@ -96,7 +116,20 @@ impl Args {
             (Some(every), Some(duration)) => Some(Stall { every, duration }),
             _ => None,
         };
+        let tls = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some(Identity::from_files(cert, key)?),
+            _ if self.tls || self.cert_out.is_some() => {
+                let ip = self.addr.ip();
+                let names: Vec<String> = (!ip.is_unspecified())
+                    .then(|| ip.to_string())
+                    .into_iter()
+                    .collect();
+                Some(Identity::generate(&names)?)
+            }
+            _ => None,
+        };
         let options = Options {
+            tls,
             max_message: self.max_message,
             header_timeout: self.header_timeout,
             ws_read_buffer: self.ws_read_buffer,
@@ -136,6 +169,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     };
     let options = args.options()?;
+    if let (Some(path), Some(identity)) = (&args.cert_out, &options.tls) {
+        std::fs::write(path, &identity.ca_pem).with_context(|| {
+            format!(
+                "cannot write the certificate to trust to {} (--cert-out)",
+                path.display()
+            )
+        })?;
+    }
     let threads = match args.threads {
         Some(threads) => threads.get(),
         // available_parallelism honours the affinity mask (sched_getaffinity) on Linux.
@@ -174,9 +215,10 @@ async fn serve_until_signal(
         .context("cannot read the bound address")?;
     let shutdown = CancellationToken::new();
     let signals = wait_for_signal(shutdown.clone())?;
+    let tls = options.tls.is_some();
     let server = tokio::spawn(implementation.serve(listener, options, shutdown));
 
-    announce(&implementation.url(local));
+    announce(&implementation.url(local, tls));
     tracing::info!(%implementation, %local, threads, "serving");
 
     signals.await;

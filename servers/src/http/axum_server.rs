@@ -17,7 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::acceptor;
+use crate::acceptor::{self, Accept};
 use crate::fault::FaultPlan;
 use crate::options::Options;
 
@@ -34,13 +34,14 @@ pub async fn serve(
     options: Options,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let accept = Accept::new(&options, super::ALPN)?;
     let faults = Arc::new(FaultPlan::new(options.faults));
     let router = router(AppState {
         faults: Arc::clone(&faults),
         limit: options.max_message,
     });
     let options = Arc::new(options);
-    acceptor::run(listener, shutdown, move |stream, _peer, token| {
+    acceptor::run(listener, accept, shutdown, move |stream, _peer, token| {
         let service = TowerToHyperService::new(router.clone());
         let options = Arc::clone(&options);
         let faults = Arc::clone(&faults);

@@ -15,9 +15,9 @@ use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::acceptor::Stream;
 use crate::fault::FaultPlan;
 use crate::options::Options;
 
@@ -27,7 +27,7 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// Serves `stream` until the client closes it, an error ends it, or `shutdown` is cancelled,
 /// in which case the request in flight (if any) is answered before the connection closes.
 pub(crate) async fn serve<S, B>(
-    stream: TcpStream,
+    stream: Stream,
     service: S,
     options: &Options,
     faults: &Arc<FaultPlan>,
@@ -54,7 +54,7 @@ pub(crate) async fn serve<S, B>(
     }
 }
 
-async fn drive<S, B>(stream: TcpStream, service: S, options: &Options, shutdown: CancellationToken)
+async fn drive<S, B>(stream: Stream, service: S, options: &Options, shutdown: CancellationToken)
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,

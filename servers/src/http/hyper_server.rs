@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{ALLOW_GET, ALLOW_POST};
-use crate::acceptor;
+use crate::acceptor::{self, Accept};
 use crate::fault::FaultPlan;
 use crate::options::Options;
 
@@ -25,9 +25,10 @@ pub async fn serve(
     options: Options,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let accept = Accept::new(&options, super::ALPN)?;
     let faults = Arc::new(FaultPlan::new(options.faults));
     let options = Arc::new(options);
-    acceptor::run(listener, shutdown, move |stream, _peer, token| {
+    acceptor::run(listener, accept, shutdown, move |stream, _peer, token| {
         let options = Arc::clone(&options);
         let faults = Arc::clone(&faults);
         async move {

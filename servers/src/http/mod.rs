@@ -30,6 +30,9 @@ pub const INDEX_BODY: &str = "echobench echo server: POST /echo echoes the body\
 /// The `Content-Type` of an echo when the request has none.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
+/// What HTTP and WebSocket servers offer in TLS's ALPN: HTTP/1.1 only (they speak no h2).
+pub(crate) const ALPN: &[&[u8]] = &[b"http/1.1"];
+
 /// The `Allow` header of `GET` routes (axum adds HEAD to every GET route; so do we).
 pub(crate) const ALLOW_GET: &str = "GET,HEAD";
 /// The `Allow` header of `POST` routes.

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::EchoMessage;
-use crate::acceptor;
+use crate::acceptor::{self, Accept};
 use crate::fault::FaultPlan;
 use crate::options::Options;
 
@@ -41,6 +41,7 @@ pub async fn serve(
     options: Options,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let accept = Accept::new(&options, crate::http::ALPN)?;
     let faults = Arc::new(FaultPlan::new(options.faults));
     let sessions = TaskTracker::new();
     let router = Router::new()
@@ -54,7 +55,7 @@ pub async fn serve(
             sessions: sessions.clone(),
         });
     let options = Arc::new(options);
-    acceptor::run(listener, shutdown, move |stream, _peer, token| {
+    acceptor::run(listener, accept, shutdown, move |stream, _peer, token| {
         let service = TowerToHyperService::new(router.clone());
         let options = Arc::clone(&options);
         let faults = Arc::clone(&faults);

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Message, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::{CLOSE_REPLY_TIMEOUT, EchoMessage, Ending};
-use crate::acceptor;
+use crate::acceptor::{self, Accept, Stream};
 use crate::fault::FaultPlan;
 use crate::options::Options;
 
@@ -24,10 +24,11 @@ pub async fn serve(
     options: Options,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let accept = Accept::new(&options, crate::http::ALPN)?;
     let faults = Arc::new(FaultPlan::new(options.faults));
     let config = config(options.max_message, options.ws_read_buffer);
     let header_timeout = options.header_timeout;
-    acceptor::run(listener, shutdown, move |stream, peer, token| {
+    acceptor::run(listener, accept, shutdown, move |stream, peer, token| {
         let faults = Arc::clone(&faults);
         async move {
             let handshake =
@@ -85,7 +86,7 @@ fn check_path(request: &Request, response: Response) -> Result<Response, ErrorRe
 /// After a protocol error tokio-tungstenite's stream is finished, but our close frame is out.
 /// Half-close, then read (and discard) until the peer closes too, so the connection ends with
 /// FIN on both sides rather than a reset caused by unread data.
-async fn finish_after_failure(tcp: &mut TcpStream) {
+async fn finish_after_failure(tcp: &mut Stream) {
     let _ = tcp.shutdown().await;
     let mut sink = [0u8; 4096];
     let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {

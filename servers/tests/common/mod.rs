@@ -234,7 +234,7 @@ impl Client {
         use echo_servers::Protocol;
         match imp.protocol() {
             Protocol::Http => Client::Http(RawHttp::connect(addr).await),
-            Protocol::WebSocket => Client::Ws(Box::new(ws_connect(&imp.url(addr)).await)),
+            Protocol::WebSocket => Client::Ws(Box::new(ws_connect(&imp.url(addr, false)).await)),
             Protocol::Tcp => Client::Tcp(
                 tokio::time::timeout(STEP, TcpStream::connect(addr))
                     .await
