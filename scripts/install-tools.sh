@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the load tools the crosscheck compares echo-client with: wrk and h2load (Debian
-# packages) and oha (cargo). Idempotent; a tool that cannot be installed is reported and the
+# packages) and oha (cargo), and curl (peers/test_tls.py's HTTPS client). Idempotent; a tool that cannot be installed is reported and the
 # crosscheck then skips it with a notice. Usage: scripts/install-tools.sh [--no-oha]
 set -uo pipefail
 
@@ -10,6 +10,7 @@ want_oha=1
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
@@ -26,7 +27,7 @@ if [ "$want_oha" = 1 ] && ! command -v oha >/dev/null 2>&1; then
     fi
 fi
 
-for tool in wrk h2load oha; do
+for tool in wrk h2load oha curl; do
     printf '%-7s %s\n' "$tool" "$(command -v "$tool" || echo 'not installed')"
 done
 exit 0
