@@ -197,6 +197,7 @@ mod tests {
             roundtrips: 0,
             rate: None,
             of_capacity: None,
+            tls_resume: false,
         }
     }
 

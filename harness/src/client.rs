@@ -25,6 +25,7 @@ pub fn arguments(
     threads: usize,
     json: &Path,
     payload: Payload,
+    ca: Option<&Path>,
 ) -> Vec<String> {
     let mut args = vec![
         url.to_owned(),
@@ -50,6 +51,13 @@ pub fn arguments(
     if let Some(rate) = cell.rate {
         args.push("--rate".into());
         args.push(rate.to_string());
+    }
+    if let Some(ca) = ca {
+        args.push("--cacert".into());
+        args.push(ca.display().to_string());
+    }
+    if cell.tls_resume {
+        args.push("--tls-resume".into());
     }
     if payload == Payload::Json {
         args.push("--payload".into());

@@ -213,6 +213,9 @@ fn read_raw(path: &Path) -> Result<BTreeMap<String, CellTrials>, String> {
             }
             (true, true) => {}
         }
+        if get(row, "tls_resume") == "true" {
+            load.push_str(" tls-resume");
+        }
         let server = get(row, "server");
         cells
             .entry(cell)

@@ -102,11 +102,16 @@ pub enum Readiness {
 pub struct ServerSpec {
     /// Name in results.
     pub name: String,
-    /// Program and arguments, with `{bin}`, `{addr}`, `{host}`, `{port}` and `{threads}`
-    /// placeholders.
+    /// Program and arguments, with `{bin}`, `{addr}`, `{host}`, `{port}`, `{threads}` and
+    /// (for TLS servers) `{ca}` placeholders.
     pub command: Vec<String>,
     /// What it speaks.
     pub protocol: Protocol,
+    /// It serves TLS, and writes the certificate a client must trust to the file `{ca}` names
+    /// before its ready line (`echo-server --tls --cert-out {ca}`); the client gets
+    /// `--cacert` with that file.
+    #[serde(default)]
+    pub tls: bool,
     /// Path to load, replacing the one in the ready line (or, with `ready = "port"`, the
     /// default `/echo` or `/ws`); e.g. `/json` together with `payload = "json"`.
     pub path: Option<String>,
@@ -147,6 +152,10 @@ pub struct MatrixSpec {
     /// running them at fixed rates.
     #[serde(default)]
     pub capacity: bool,
+    /// TLS servers only: the client resumes sessions on replacement connections
+    /// (`--tls-resume`); a block with it set covers the TLS servers alone.
+    #[serde(default)]
+    pub tls_resume: bool,
     /// Only these servers (by name); default: all.
     pub servers: Option<Vec<String>>,
     /// Only servers of these protocols; default: all.

@@ -29,6 +29,9 @@ pub struct Cell {
     /// run; `rate` is filled in from it once the capacity is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub of_capacity: Option<f64>,
+    /// TLS: replacement connections resume their sessions (`--tls-resume`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_resume: bool,
 }
 
 impl Cell {
@@ -42,6 +45,9 @@ impl Cell {
             (Some(fraction), _) => id.push_str(&format!("-cap{fraction}")),
             (None, Some(rate)) => id.push_str(&format!("-rate{rate}")),
             (None, None) => {}
+        }
+        if self.tls_resume {
+            id.push_str("-resume");
         }
         id
     }
@@ -69,6 +75,7 @@ impl Cell {
                 self.rate
             },
             of_capacity: self.of_capacity,
+            tls_resume: self.tls_resume,
         }
     }
 }
@@ -106,11 +113,14 @@ pub struct Load {
     /// Open-loop rate as a fraction of each server's capacity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub of_capacity: Option<f64>,
+    /// TLS sessions resumed on replacement connections.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_resume: bool,
 }
 
 impl Load {
-    /// Total order for tables: protocol, size, roundtrips, rate, connections.
-    pub fn sort_key(&self) -> (u8, usize, u64, u64, u64, u32) {
+    /// Total order for tables: protocol, size, roundtrips, rate, resumption, connections.
+    pub fn sort_key(&self) -> (u8, usize, u64, u64, u64, bool, u32) {
         let protocol = match self.protocol {
             Protocol::Http => 0,
             Protocol::WebSocket => 1,
@@ -122,6 +132,7 @@ impl Load {
             self.roundtrips,
             self.rate.map_or(0, |r| r.to_bits()),
             self.of_capacity.map_or(0, |r| r.to_bits()),
+            self.tls_resume,
             self.connections,
         )
     }
@@ -172,6 +183,9 @@ fn expand(config: &HarnessConfig, capacity: bool) -> Vec<Cell> {
             {
                 continue;
             }
+            if matrix.tls_resume && !server.tls {
+                continue;
+            }
             let rates: Vec<(Option<f64>, Option<f64>)> = if !matrix.rate_of_capacity.is_empty() {
                 matrix
                     .rate_of_capacity
@@ -200,6 +214,7 @@ fn expand(config: &HarnessConfig, capacity: bool) -> Vec<Cell> {
                                 roundtrips,
                                 rate,
                                 of_capacity,
+                                tls_resume: matrix.tls_resume,
                             };
                             if !cells.contains(&cell) {
                                 cells.push(cell);

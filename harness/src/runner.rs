@@ -290,6 +290,7 @@ async fn run_trial(
         plan.client_cpus.len(),
         &json,
         spec.payload,
+        server.ca(),
     );
     if plan.allow_remote {
         args.push("--allow-remote".to_owned());

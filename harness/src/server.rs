@@ -41,6 +41,8 @@ pub struct RunningServer {
     pgid: i32,
     /// The URL clients use.
     pub url: String,
+    /// A TLS server's certificate to trust (`{ca}`), written before it was ready.
+    pub ca: Option<PathBuf>,
     log: PathBuf,
 }
 
@@ -81,10 +83,19 @@ impl RunningServer {
             tokio::time::timeout(launch.ready_timeout, wait_ready(&mut child, spec, port)).await;
         let failure = match ready {
             Ok(Ok(url)) => {
+                let ca = spec.tls.then(|| ca_file(launch));
+                if let Some(path) = ca.as_ref().filter(|p| !p.is_file()) {
+                    let _ = process::stop(&mut child, pgid, Duration::from_secs(2)).await;
+                    return Err(format!(
+                        "a tls = true server must write the certificate to trust to {{ca}} before it is ready, and {} does not exist (add --cert-out {{ca}} to its command)",
+                        path.display()
+                    ));
+                }
                 return Ok(RunningServer {
                     child,
                     pgid,
                     url,
+                    ca,
                     log: launch.log.clone(),
                 });
             }
@@ -130,9 +141,20 @@ impl RunningServer {
     }
 }
 
-/// Fills in `{bin}`, `{addr}`, `{host}`, `{port}` and `{threads}`; a relative program path
-/// with a slash is made absolute against the base folder.
+/// Where a TLS server writes the certificate its clients trust (`{ca}`): beside its log, as
+/// an absolute path (the server runs in its config's folder, not the harness's).
+fn ca_file(launch: &Launch<'_>) -> PathBuf {
+    let file = launch.log.with_extension("ca.pem");
+    match std::env::current_dir() {
+        Ok(cwd) if file.is_relative() => cwd.join(file),
+        _ => file,
+    }
+}
+
+/// Fills in `{bin}`, `{addr}`, `{host}`, `{port}`, `{threads}` and `{ca}`; a relative program
+/// path with a slash is made absolute against the base folder.
 fn substitute(command: &[String], launch: &Launch<'_>, port: u16) -> Vec<String> {
+    let ca = ca_file(launch).display().to_string();
     let bin = launch.bins.dir.display().to_string();
     let addr = format!("127.0.0.1:{port}");
     let threads = launch.cpus.len().max(1).to_string();
@@ -144,6 +166,7 @@ fn substitute(command: &[String], launch: &Launch<'_>, port: u16) -> Vec<String>
                 .replace("{host}", "127.0.0.1")
                 .replace("{port}", &port.to_string())
                 .replace("{threads}", &threads)
+                .replace("{ca}", &ca)
         })
         .collect();
     if let Some(program) = argv.first_mut() {

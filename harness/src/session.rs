@@ -78,7 +78,7 @@ impl Session {
             .await
             .map_err(StartError::Start)?;
         let idle = sampler::read_group(server.pgid());
-        if let Err(reason) = echo(&server.url, check).await {
+        if let Err(reason) = echo(&server.url, server.ca.as_deref(), check).await {
             let tail = server.stderr_tail();
             server.stop(grace).await;
             return Err(StartError::Check { reason, tail });
@@ -89,6 +89,11 @@ impl Session {
     /// The URL clients use.
     pub fn url(&self) -> &str {
         &self.server.url
+    }
+
+    /// A TLS server's certificate to trust, for the client's `--cacert`.
+    pub fn ca(&self) -> Option<&std::path::Path> {
+        self.server.ca.as_deref()
     }
 
     /// The URL without its path (`http://127.0.0.1:PORT`), for tools that add their own.
@@ -251,7 +256,7 @@ async fn run_child(
 }
 
 /// One echo through the server before the load: connect, send, verify.
-async fn echo(url: &str, check: Check) -> Result<(), String> {
+async fn echo(url: &str, ca: Option<&std::path::Path>, check: Check) -> Result<(), String> {
     let config = echobench_core::Config {
         connections: 1,
         total: Some(1),
@@ -263,6 +268,10 @@ async fn echo(url: &str, check: Check) -> Result<(), String> {
         connect_timeout: check.timeout,
         allow_remote: check.allow_remote,
         payload: check.payload,
+        tls: ca.map(|ca| echobench_core::config::TlsConfig {
+            cacert: Some(ca.to_owned()),
+            ..Default::default()
+        }),
         ..echobench_core::Config::new(url)
     };
     let report = echo_client::run::run(config, echo_client::run::RunOptions::default())

@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{HARNESS, bin_dir, field, marker, processes_with, read_csv, run_dir};
+use common::{field, harness_in, marker, processes_with, read_csv, run_dir};
 
 /// A tcp echo server that sends at most `max_rate` echoes per second.
 fn limited(name: &str, max_rate: u32, tag: &str) -> String {
@@ -46,24 +44,6 @@ fn plausible(found: f64) -> bool {
 /// The searches pin to the same CPUs, so they run one at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn harness(subcommand: Option<&str>, config: &str, dir: &std::path::Path) -> std::process::Output {
-    let path = dir.join("capacity.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut command = Command::new(HARNESS);
-    if let Some(sub) = subcommand {
-        command.arg(sub);
-    }
-    command
-        .arg("--config")
-        .arg(&path)
-        .arg("--out")
-        .arg(dir.join("results"))
-        .arg("--bin-dir")
-        .arg(bin_dir())
-        .output()
-        .unwrap()
-}
-
 /// Each search lands at a server's known capacity (see [`plausible`]), every probe is in
 /// probes.csv with its report, and a cell at half the capacity runs at half of what was found.
 #[test]
@@ -77,7 +57,7 @@ fn finds_a_known_capacity_and_runs_a_share_of_it() {
         "{SEARCH}{}[[matrix]]\nconnections = [16]\ncapacity = true\n[[matrix]]\nconnections = [16]\nrate_of_capacity = [0.5]\n",
         limited("limited", LIMIT as u32, &tag)
     );
-    let output = harness(None, &config, tmp.path());
+    let output = harness_in(tmp.path(), None, &config);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let run = run_dir(&tmp.path().join("results"));
@@ -153,7 +133,7 @@ fn searches_connections() {
         SEARCH.replace("start = 125\n", ""),
         limited("limited", LIMIT as u32, &tag)
     );
-    let output = harness(Some("capacity"), &config, tmp.path());
+    let output = harness_in(tmp.path(), Some("capacity"), &config);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let run = run_dir(&tmp.path().join("results"));

@@ -98,6 +98,7 @@ impl Executor for Prober<'_> {
             plan.client_cpus.len(),
             &json,
             spec.payload,
+            session.ca(),
         );
         args.extend(["--slo".to_owned(), plan.config.slo.limits.clone()]);
         if plan.allow_remote {

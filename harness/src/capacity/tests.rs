@@ -19,6 +19,7 @@ fn target(server: &str, connections: u32) -> Cell {
         roundtrips: 0,
         rate: None,
         of_capacity: None,
+        tls_resume: false,
     }
 }
 

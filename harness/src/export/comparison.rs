@@ -16,6 +16,7 @@ pub fn header(servers: &[String]) -> Vec<String> {
         "roundtrips",
         "rate",
         "rate_of_capacity",
+        "tls_resume",
     ]
     .map(String::from)
     .to_vec();
@@ -61,6 +62,7 @@ pub fn rows(summaries: &[CellSummary], servers: &[String]) -> Vec<Vec<String>> {
                 load.roundtrips.to_string(),
                 load.rate.map(|r| r.to_string()).unwrap_or_default(),
                 load.of_capacity.map(|r| r.to_string()).unwrap_or_default(),
+                load.tls_resume.to_string(),
             ];
             for server in servers {
                 let value = find(server).and_then(rps);

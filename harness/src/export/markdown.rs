@@ -24,8 +24,13 @@ fn family(load: &Load) -> String {
         (None, Some(rate)) => format!("open loop at {rate}/s"),
         (None, None) => "closed loop (saturated: who wins the race for a core)".to_owned(),
     };
+    let resume = if load.tls_resume {
+        ", TLS sessions resumed"
+    } else {
+        ""
+    };
     format!(
-        "{}: {}-byte messages, {lifetime}, {mode}",
+        "{}: {}-byte messages, {lifetime}{resume}, {mode}",
         protocol_title(load),
         load.size
     )
@@ -220,6 +225,7 @@ fn cost_at_fixed_rates(summaries: &[CellSummary]) -> String {
             s.cell
                 .of_capacity
                 .map_or(s.cell.rate.map(f64::to_bits), |_| None),
+            s.cell.tls_resume,
         )
     };
     let mut keys: Vec<_> = open.iter().map(|s| key(s)).collect();
@@ -246,11 +252,12 @@ fn cost_at_fixed_rates(summaries: &[CellSummary]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | c={} size={} r={} | {offered} | {} | {} | {} | {} | {} | {} | {} | {} ({}) |",
+                "| {} | c={} size={} r={}{} | {offered} | {} | {} | {} | {} | {} | {} | {} | {} ({}) |",
                 c.server,
                 c.connections,
                 c.size,
                 c.roundtrips,
+                if c.tls_resume { " resume" } else { "" },
                 cpu.map_or_else(|| "-".to_owned(), |v| format!("{:.2} µs", v.median)),
                 cpu.and_then(|v| v.cv_percent)
                     .map_or_else(|| "-".to_owned(), |cv| format!("{cv:.1}%")),

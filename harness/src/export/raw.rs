@@ -18,6 +18,7 @@ pub fn header() -> Vec<String> {
         "roundtrips",
         "rate",
         "rate_of_capacity",
+        "tls_resume",
         "status",
         "redone",
         "reason",
@@ -41,6 +42,10 @@ pub fn header() -> Vec<String> {
             "latency_max_us",
             "connect_p50_us",
             "connect_p99_us",
+            "tls_handshake_p50_us",
+            "tls_handshake_p99_us",
+            "tls_handshakes",
+            "tls_resumed",
             "corrected_p50_us",
             "corrected_p99_us",
             "late_sends",
@@ -82,6 +87,7 @@ fn row(t: &TrialResult) -> Vec<String> {
         c.roundtrips.to_string(),
         c.rate.map(|r| r.to_string()).unwrap_or_default(),
         c.of_capacity.map(|r| r.to_string()).unwrap_or_default(),
+        c.tls_resume.to_string(),
         t.status.as_str().to_owned(),
         t.redone.clone(),
         // The whole reason (a failure's stderr tail included) on one line.
@@ -131,6 +137,15 @@ fn row(t: &TrialResult) -> Vec<String> {
     let connect = r.map(|r| &r.latency.connect).filter(|p| p.count > 0);
     push(connect.map(|p| micros(p.p50)).unwrap_or_default());
     push(connect.map(|p| micros(p.p99)).unwrap_or_default());
+    let handshake = r
+        .and_then(|r| r.latency.connect_phases.as_ref())
+        .and_then(|p| p.tls.as_ref())
+        .filter(|p| p.count > 0);
+    push(handshake.map(|p| micros(p.p50)).unwrap_or_default());
+    push(handshake.map(|p| micros(p.p99)).unwrap_or_default());
+    let tls = r.and_then(|r| r.summary.tls);
+    push(tls.map(|t| t.handshakes.to_string()).unwrap_or_default());
+    push(tls.map(|t| t.resumed.to_string()).unwrap_or_default());
     let corrected = r
         .and_then(|r| r.latency.corrected.as_ref())
         .filter(|p| p.count > 0);

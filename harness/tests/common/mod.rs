@@ -100,3 +100,23 @@ pub fn field<'a>(header: &[String], row: &'a [String], column: &str) -> &'a str 
         .unwrap_or_else(|| panic!("no column {column}"));
     &row[i]
 }
+
+/// Runs `echo-harness [SUBCOMMAND] --config DIR/bench.toml --out DIR/results` with `config`
+/// written to that file and the test binaries' folder as `--bin-dir`.
+pub fn harness_in(dir: &Path, subcommand: Option<&str>, config: &str) -> std::process::Output {
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut command = Command::new(HARNESS);
+    if let Some(sub) = subcommand {
+        command.arg(sub);
+    }
+    command
+        .arg("--config")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.join("results"))
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .output()
+        .unwrap()
+}
