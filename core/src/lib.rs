@@ -1,8 +1,8 @@
 //! `echobench-core`: what crosses between echobench's crates, and nothing else.
 //!
 //! The servers, the load generator and the harness are separate programs that meet here: the
-//! [`protocol`] table (schemes, paths, ports), the load model a report embeds ([`config`]), the
-//! raw [`measurement`] with its exact merge and the versioned [`report`] derived from it, the
+//! [`protocol`] table (schemes, paths, ports), the load model a report embeds ([`config`], with
+//! its [`tls`] settings), the raw [`measurement`] with its exact merge and the versioned [`report`] derived from it, the
 //! [`latency`] histograms and their codec, the [`error`] kinds, the [`thresholds`] behind the
 //! flags, the [`monitor`] readings (CPU, affinity, steal), atomic writes ([`fs`]), the human
 //! [`format`] of counts and durations, and the [`exit`] codes one binary reads from another.
@@ -24,6 +24,7 @@ pub mod sample;
 pub mod slo;
 pub mod stages;
 pub mod thresholds;
+pub mod tls;
 
 pub use config::{Config, Payload, WsMode};
 pub use measurement::Measurement;
