@@ -233,17 +233,12 @@ fn choice<T: Copy + Send + Sync + 'static>(
 }
 
 impl Args {
-    /// The TLS settings: present for a TLS URL, or when a TLS flag was given (which a
-    /// plaintext URL then refuses).
+    /// The TLS settings, when a TLS flag was given (a plaintext URL then refuses them; a TLS
+    /// URL without them is refused for trusting nothing: see `Target::for_config`).
     fn tls(&self) -> Option<TlsConfig> {
-        let secure = self
-            .url
-            .split_once("://")
-            .and_then(|(scheme, _)| echobench_core::Protocol::from_scheme(scheme))
-            .is_some_and(|(_, tls)| tls);
         let flagged =
             self.cacert.is_some() || self.insecure || self.tls_version.is_some() || self.tls_resume;
-        (secure || flagged).then(|| TlsConfig {
+        flagged.then(|| TlsConfig {
             cacert: self.cacert.clone(),
             insecure: self.insecure,
             version: self.tls_version,

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use echobench_core::config::TlsVersion;
 use echobench_core::format::{count, duration};
 use echobench_core::latency::Percentiles;
 use echobench_core::report::Report;
@@ -145,10 +146,7 @@ pub fn render(report: &Report) -> String {
             .tls
             .as_ref()
             .and_then(|t| t.version)
-            .map_or("1.2 or 1.3", |v| match v {
-                echobench_core::config::TlsVersion::Tls12 => "1.2",
-                echobench_core::config::TlsVersion::Tls13 => "1.3",
-            });
+            .map_or("1.2 or 1.3", TlsVersion::name);
         let resume = if c.tls.as_ref().is_some_and(|t| t.resume) {
             "resumption on"
         } else {

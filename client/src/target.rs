@@ -16,6 +16,9 @@ pub struct Target {
     pub secure: bool,
     /// How connections start TLS ([`Target::for_config`] sets it for a secure URL).
     pub tls: Option<crate::tls::Dialer>,
+    /// The URL's host without port or IPv6 brackets: what is resolved, and the TLS server
+    /// name (SNI and the certificate check).
+    pub server_name: String,
     /// The host as written in the URL (sent as `Host`).
     pub host: String,
     /// The port (explicit, or 80 for http/ws, 443 for https/wss).
@@ -87,8 +90,12 @@ impl Target {
         let mut target = Target::parse(&config.url, config.allow_remote)?;
         let settings = config.tls.clone().unwrap_or_default();
         if target.secure {
-            let host = target.server_name();
-            target.tls = Some(crate::tls::Dialer::new(&config.url, host, &settings)?);
+            target.tls = Some(crate::tls::Dialer::new(
+                &config.url,
+                &target.server_name,
+                target.protocol,
+                &settings,
+            )?);
         } else if config.tls.is_some() {
             return Err(crate::tls::SetupError::NotTls {
                 url: config.url.clone(),
@@ -96,15 +103,6 @@ impl Target {
             .into());
         }
         Ok(target)
-    }
-
-    /// The URL's host without port or IPv6 brackets: the TLS server name.
-    pub fn server_name(&self) -> &str {
-        let host = match self.host.rsplit_once(':') {
-            Some((host, port)) if port.parse::<u16>().is_ok() && !host.ends_with(':') => host,
-            _ => &self.host,
-        };
-        host.trim_start_matches('[').trim_end_matches(']')
     }
 
     /// Parses and resolves `url`; a host that resolves to anything outside loopback is refused
@@ -171,6 +169,7 @@ impl Target {
             protocol,
             secure,
             tls: None,
+            server_name: resolve_host.to_owned(),
             host: match parsed.port() {
                 Some(port) => format!("{host}:{port}"),
                 None => host,
@@ -276,7 +275,7 @@ mod tests {
             assert!(target.secure, "{url}");
             assert_eq!(target.protocol, protocol, "{url}");
             assert_eq!(target.addr.port(), port, "{url}");
-            assert_eq!(target.server_name(), name, "{url}");
+            assert_eq!(target.server_name, name, "{url}");
         }
     }
 

@@ -20,6 +20,7 @@ use rustls::{
 };
 use tokio_rustls::TlsConnector;
 
+use echobench_core::Protocol;
 use echobench_core::config::{TlsConfig, TlsVersion};
 
 use crate::error::Failure;
@@ -71,6 +72,12 @@ pub enum SetupError {
         /// What is wrong with it.
         reason: String,
     },
+    /// rustls cannot offer the versions asked for with its provider.
+    #[error("--tls-version: {reason}")]
+    Versions {
+        /// What rustls said.
+        reason: String,
+    },
     /// The URL's host cannot be a TLS server name.
     #[error("the host of {url} cannot be a TLS server name: {reason}")]
     Name {
@@ -82,8 +89,14 @@ pub enum SetupError {
 }
 
 impl Dialer {
-    /// The dialer for `host` (the URL's host, brackets removed) with `settings`.
-    pub fn new(url: &str, host: &str, settings: &TlsConfig) -> Result<Dialer, SetupError> {
+    /// The dialer for `host` (the URL's host, brackets removed), speaking `protocol` over TLS,
+    /// with `settings`.
+    pub fn new(
+        url: &str,
+        host: &str,
+        protocol: Protocol,
+        settings: &TlsConfig,
+    ) -> Result<Dialer, SetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&'static rustls::SupportedProtocolVersion] = match settings.version {
             Some(TlsVersion::Tls12) => &[&rustls::version::TLS12],
@@ -92,8 +105,7 @@ impl Dialer {
         };
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
-            .map_err(|err| SetupError::Name {
-                url: url.to_owned(),
+            .map_err(|err| SetupError::Versions {
                 reason: err.to_string(),
             })?;
         let mut config = match (&settings.cacert, settings.insecure) {
@@ -110,10 +122,10 @@ impl Dialer {
                 });
             }
         };
-        config.alpn_protocols = if url.starts_with("tls:") {
-            Vec::new()
-        } else {
-            vec![b"http/1.1".to_vec()]
+        // HTTP and WebSocket offer HTTP/1.1, as the servers do; raw TLS offers nothing.
+        config.alpn_protocols = match protocol {
+            Protocol::Http | Protocol::WebSocket => vec![b"http/1.1".to_vec()],
+            Protocol::Tcp => Vec::new(),
         };
         config.resumption = if settings.resume {
             Resumption::store(Arc::new(ClientSessionMemoryCache::new(SESSION_CACHE)))

@@ -20,6 +20,14 @@ impl TlsVersion {
     /// The choices by name.
     pub const ALL: [(&'static str, TlsVersion); 2] =
         [("1.2", TlsVersion::Tls12), ("1.3", TlsVersion::Tls13)];
+
+    /// Its name (`1.2`, `1.3`), as `--tls-version` takes it.
+    pub fn name(self) -> &'static str {
+        TlsVersion::ALL
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("", |(name, _)| name)
+    }
 }
 
 impl std::str::FromStr for TlsVersion {
@@ -48,4 +56,22 @@ pub struct TlsConfig {
     /// session IDs or tickets); otherwise every connection does a full handshake.
     #[serde(default)]
     pub resume: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each version's name is the one `--tls-version` parses and the report writes.
+    #[test]
+    fn version_names() {
+        for (name, version) in TlsVersion::ALL {
+            assert_eq!(version.name(), name);
+            assert_eq!(name.parse::<TlsVersion>().unwrap(), version);
+            assert_eq!(
+                serde_json::to_string(&version).unwrap(),
+                format!("\"{name}\"")
+            );
+        }
+    }
 }

@@ -135,22 +135,19 @@ impl Identity {
                 source,
             })
         };
-        let identity = Identity {
-            chain_pem: read("--cert", cert)?,
-            key_pem: read("--key", key)?,
-            ca_pem: String::new(),
-        };
-        chain(&identity.chain_pem).map_err(|reason| TlsError::NoCertificate {
+        let (chain_pem, key_pem) = (read("--cert", cert)?, read("--key", key)?);
+        chain(&chain_pem).map_err(|reason| TlsError::NoCertificate {
             path: cert.to_owned(),
             reason,
         })?;
-        private_key(&identity.key_pem).map_err(|reason| TlsError::NoKey {
+        private_key(&key_pem).map_err(|reason| TlsError::NoKey {
             path: key.to_owned(),
             reason,
         })?;
         Ok(Identity {
-            ca_pem: identity.chain_pem.clone(),
-            ..identity
+            ca_pem: chain_pem.clone(),
+            chain_pem,
+            key_pem,
         })
     }
 
