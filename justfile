@@ -81,6 +81,10 @@ peers-install:
 bench-peers *ARGS: peers-install
     cargo run --release --quiet -p echo-harness -- run --config peers/peers.toml --label peers {{ARGS}}
 
+# The peers over TLS beside hyper and tungstenite: handshake and round-trip cost (peers/peers-tls.toml, ~5 min).
+bench-peers-tls *ARGS: peers-install
+    cargo run --release --quiet -p echo-harness -- run --config peers/peers-tls.toml --label peers-tls {{ARGS}}
+
 # echo-client against wrk, h2load, oha and the peer clients; fails on >15% disagreement with wrk.
 crosscheck *ARGS: peers-install
     scripts/install-tools.sh

@@ -103,13 +103,14 @@ pub struct ServerSpec {
     /// Name in results.
     pub name: String,
     /// Program and arguments, with `{bin}`, `{addr}`, `{host}`, `{port}`, `{threads}` and
-    /// (for TLS servers) `{ca}` placeholders.
+    /// (for TLS servers) `{ca}`, `{cert}` and `{key}` placeholders.
     pub command: Vec<String>,
     /// What it speaks.
     pub protocol: Protocol,
     /// It serves TLS, and writes the certificate a client must trust to the file `{ca}` names
-    /// before its ready line (`echo-server --tls --cert-out {ca}`); the client gets
-    /// `--cacert` with that file.
+    /// before its ready line (`echo-server --tls --cert-out {ca}`), or serves the certificate
+    /// and key the harness makes when its command names `{cert}` or `{key}` (the harness then
+    /// writes `{ca}` itself); the client gets `--cacert` with that file.
     #[serde(default)]
     pub tls: bool,
     /// Path to load, replacing the one in the ready line (or, with `ready = "port"`, the
@@ -442,8 +443,34 @@ mod tests {
     #[test]
     fn shipped_configs_are_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let cases: [(&str, &[&str]); 3] = [
+        let cases: [(&str, &[&str]); 5] = [
             ("harness/configs/cost-rates.toml", &["hyper", "tcp"]),
+            (
+                "harness/configs/tls.toml",
+                &[
+                    "hyper",
+                    "hyper-tls",
+                    "axum",
+                    "axum-tls",
+                    "tungstenite",
+                    "tungstenite-tls",
+                    "axum-ws",
+                    "axum-ws-tls",
+                    "tcp",
+                    "tcp-tls",
+                ],
+            ),
+            (
+                "peers/peers-tls.toml",
+                &[
+                    "hyper-tls",
+                    "node-https",
+                    "python-aiohttp-tls",
+                    "tungstenite-tls",
+                    "node-wss",
+                    "python-websockets-tls",
+                ],
+            ),
             (
                 "harness/configs/ws-read-buffer.toml",
                 &["tungstenite", "tungstenite-4k", "axum-ws", "axum-ws-4k"],

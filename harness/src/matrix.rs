@@ -93,6 +93,9 @@ impl fmt::Display for Cell {
         if let Some(rate) = self.rate {
             write!(f, " rate={rate:.0}/s")?;
         }
+        if self.tls_resume {
+            f.write_str(" tls-resume")?;
+        }
         Ok(())
     }
 }

@@ -43,6 +43,8 @@ pub struct RunningServer {
     pub url: String,
     /// A TLS server's certificate to trust (`{ca}`), written before it was ready.
     pub ca: Option<PathBuf>,
+    /// The private key the harness made for it (`{key}`), deleted once it has stopped.
+    key: Option<PathBuf>,
     log: PathBuf,
 }
 
@@ -72,9 +74,22 @@ impl RunningServer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        let mut child = command
-            .spawn()
-            .map_err(|err| format!("cannot start `{}`: {err}", argv.join(" ")))?;
+        let given = |a: &String| a.contains("{cert}") || a.contains("{key}");
+        let key = if spec.tls && spec.command.iter().any(given) {
+            let files = pem_files(launch);
+            echo_servers::Identity::generate(&[])
+                .and_then(|identity| identity.write(&files))
+                .map_err(|err| format!("cannot give the server its {{cert}} and {{key}}: {err}"))?;
+            Some(files.key)
+        } else {
+            None
+        };
+        let spawned = command.spawn();
+        if spawned.is_err() {
+            remove_key(key.as_deref());
+        }
+        let mut child =
+            spawned.map_err(|err| format!("cannot start `{}`: {err}", argv.join(" ")))?;
         let pgid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
@@ -87,7 +102,7 @@ impl RunningServer {
                 if let Some(path) = ca.as_ref().filter(|p| !p.is_file()) {
                     let _ = process::stop(&mut child, pgid, Duration::from_secs(2)).await;
                     return Err(format!(
-                        "a tls = true server must write the certificate to trust to {{ca}} before it is ready, and {} does not exist (add --cert-out {{ca}} to its command)",
+                        "a tls = true server must write the certificate to trust to {{ca}} before it is ready, and {} does not exist (add --cert-out {{ca}} to its command, or give it --cert {{cert}} --key {{key}}, which the harness makes)",
                         path.display()
                     ));
                 }
@@ -96,6 +111,7 @@ impl RunningServer {
                     pgid,
                     url,
                     ca,
+                    key,
                     log: launch.log.clone(),
                 });
             }
@@ -110,6 +126,7 @@ impl RunningServer {
             ),
         };
         let stopped = process::stop(&mut child, pgid, Duration::from_secs(2)).await;
+        remove_key(key.as_deref());
         let status = stopped
             .exited_early
             .map(|s| format!(" (exit {s})"))
@@ -135,26 +152,58 @@ impl RunningServer {
         process::tail(&self.log, TAIL_LINES)
     }
 
-    /// Stops it and its group.
+    /// Stops it and its group, and deletes the private key the harness made for it (results
+    /// are published; a throwaway key has no business among them).
     pub async fn stop(mut self, grace: Duration) -> Stopped {
-        process::stop(&mut self.child, self.pgid, grace).await
+        let stopped = process::stop(&mut self.child, self.pgid, grace).await;
+        remove_key(self.key.as_deref());
+        stopped
     }
 }
 
-/// Where a TLS server writes the certificate its clients trust (`{ca}`): beside its log, as
-/// an absolute path (the server runs in its config's folder, not the harness's).
-fn ca_file(launch: &Launch<'_>) -> PathBuf {
-    let file = launch.log.with_extension("ca.pem");
+fn remove_key(key: Option<&Path>) {
+    if let Some(key) = key
+        && let Err(err) = std::fs::remove_file(key)
+    {
+        tracing::warn!(key = %key.display(), %err, "could not delete the server's private key");
+    }
+}
+
+/// A file beside the server's log, as an absolute path (the server runs in its config's
+/// folder, not the harness's).
+fn beside_log(launch: &Launch<'_>, extension: &str) -> PathBuf {
+    let file = launch.log.with_extension(extension);
     match std::env::current_dir() {
         Ok(cwd) if file.is_relative() => cwd.join(file),
         _ => file,
     }
 }
 
-/// Fills in `{bin}`, `{addr}`, `{host}`, `{port}`, `{threads}` and `{ca}`; a relative program
-/// path with a slash is made absolute against the base folder.
+/// Where a TLS server writes the certificate its clients trust (`{ca}`), or where the harness
+/// writes it for a server given `{cert}` and `{key}`.
+fn ca_file(launch: &Launch<'_>) -> PathBuf {
+    beside_log(launch, "ca.pem")
+}
+
+/// The identity the harness makes for a TLS server that takes `{cert}` and `{key}` (a peer,
+/// or any server that does not make its own), beside its log.
+fn pem_files(launch: &Launch<'_>) -> echo_servers::PemFiles {
+    echo_servers::PemFiles {
+        ca: ca_file(launch),
+        cert: beside_log(launch, "cert.pem"),
+        key: beside_log(launch, "key.pem"),
+    }
+}
+
+/// Fills in `{bin}`, `{addr}`, `{host}`, `{port}`, `{threads}`, `{ca}`, `{cert}` and `{key}`;
+/// a relative program path with a slash is made absolute against the base folder.
 fn substitute(command: &[String], launch: &Launch<'_>, port: u16) -> Vec<String> {
     let ca = ca_file(launch).display().to_string();
+    let pem = pem_files(launch);
+    let (cert, key) = (
+        pem.cert.display().to_string(),
+        pem.key.display().to_string(),
+    );
     let bin = launch.bins.dir.display().to_string();
     let addr = format!("127.0.0.1:{port}");
     let threads = launch.cpus.len().max(1).to_string();
@@ -167,6 +216,8 @@ fn substitute(command: &[String], launch: &Launch<'_>, port: u16) -> Vec<String>
                 .replace("{port}", &port.to_string())
                 .replace("{threads}", &threads)
                 .replace("{ca}", &ca)
+                .replace("{cert}", &cert)
+                .replace("{key}", &key)
         })
         .collect();
     if let Some(program) = argv.first_mut() {

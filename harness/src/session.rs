@@ -64,6 +64,8 @@ pub struct Ran {
     pub stdout: Result<String, String>,
     /// CPU (the command's, as a reaped child), steal and wall time over its run.
     pub bracket: Bracketed,
+    /// The server group's CPU over the command's run (its start and teardown included).
+    pub server_cpu: Duration,
 }
 
 impl Session {
@@ -120,9 +122,10 @@ impl Session {
         self.server.stderr_tail()
     }
 
-    /// Runs `argv` (with `{url}` and `{base}` filled in) pinned to `cpus` in its own process
-    /// group, for at most `limit`, and brackets it: its CPU as a reaped child, the machine's
-    /// steal, the wall time. An interrupt stops it with SIGTERM.
+    /// Runs `argv` (with `{url}`, `{base}` and, for a TLS server, `{ca}` filled in) pinned to
+    /// `cpus` in its own process group, for at most `limit`, and brackets it: its CPU as a
+    /// reaped child, the server's CPU, the machine's steal, the wall time. An interrupt stops
+    /// it with SIGTERM.
     pub async fn run(
         &self,
         argv: &[String],
@@ -131,15 +134,29 @@ impl Session {
         interrupt: &CancellationToken,
     ) -> Ran {
         let base = self.base_url();
+        let ca = self
+            .ca()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         let argv: Vec<String> = argv
             .iter()
-            .map(|a| a.replace("{url}", self.url()).replace("{base}", &base))
+            .map(|a| {
+                a.replace("{url}", self.url())
+                    .replace("{base}", &base)
+                    .replace("{ca}", &ca)
+            })
             .collect();
+        let server_before = sampler::read_group(self.pgid());
         let bracket = Bracket::open(CpuOf::Children);
         let stdout = run_child(&argv, cpus, limit, interrupt).await;
+        let bracket = bracket.close();
+        let server_cpu = sampler::read_group(self.pgid())
+            .cpu
+            .saturating_sub(server_before.cpu);
         Ran {
             stdout,
-            bracket: bracket.close(),
+            bracket,
+            server_cpu,
         }
     }
 

@@ -20,7 +20,8 @@ fn tls_server(name: &str, implementation: &str, protocol: &str, extra: &str, tag
     )
 }
 
-/// Keep-alive and churn cells against a TLS hyper and a TLS tcp server, with and without
+/// Keep-alive and churn cells against a TLS hyper, a TLS tcp server and a tcp server given the
+/// harness's `{cert}` and `{key}`, with and without
 /// resumption: every trial ok, one handshake per connection opened in the window (none for
 /// kept connections, opened in the warmup), full ones without resumption, nearly all resumed
 /// with it, and `--cacert` among the client's arguments.
@@ -28,8 +29,10 @@ fn tls_server(name: &str, implementation: &str, protocol: &str, extra: &str, tag
 fn tls_cells_count_their_handshakes() {
     let tmp = tempfile::tempdir().unwrap();
     let tag = marker("tls-cells");
+    // The third makes no certificate of its own (as a peer): the harness makes one, passes
+    // {cert} and {key}, and writes {ca} itself.
     let config = format!(
-        "{RUN}{}{}[[matrix]]\nconnections = [2]\nroundtrips = [0, 5]\nrate = [200]\n[[matrix]]\nconnections = [2]\nroundtrips = [5]\nrate = [200]\ntls_resume = true\n",
+        "{RUN}{}{}{}[[matrix]]\nconnections = [2]\nroundtrips = [0, 5]\nrate = [200]\n[[matrix]]\nconnections = [2]\nroundtrips = [5]\nrate = [200]\ntls_resume = true\n",
         tls_server(
             "hyper-tls",
             "hyper",
@@ -38,6 +41,13 @@ fn tls_cells_count_their_handshakes() {
             &tag
         ),
         tls_server("tcp-tls", "tcp", "tcp", ", \"--cert-out\", \"{ca}\"", &tag),
+        tls_server(
+            "tcp-given",
+            "tcp",
+            "tcp",
+            ", \"--cert\", \"{cert}\", \"--key\", \"{key}\"",
+            &tag
+        ),
     );
     // The config in a folder of its own and a relative --out: servers run in the config's
     // folder, so `{ca}` must not be relative to the harness's.
@@ -60,7 +70,7 @@ fn tls_cells_count_their_handshakes() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let run = run_dir(&tmp.path().join("results"));
     let (header, rows) = read_csv(&run.join("raw.csv"));
-    assert_eq!(rows.len(), 6, "2 servers x (kept, churn, churn resumed)");
+    assert_eq!(rows.len(), 9, "3 servers x (kept, churn, churn resumed)");
     for row in &rows {
         let get = |c| field(&header, row, c);
         assert_eq!(get("status"), "ok", "{row:?}");
@@ -85,6 +95,13 @@ fn tls_cells_count_their_handshakes() {
         }
     }
     assert!(processes_with(&tag).is_empty(), "a server outlived the run");
+    // The identity the harness made stays beside the logs, but not its private key.
+    let logs: Vec<String> = std::fs::read_dir(run.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(logs.iter().any(|f| f.starts_with("tcp-given") && f.ends_with(".cert.pem")));
+    assert!(!logs.iter().any(|f| f.ends_with(".key.pem")), "{logs:?}");
 }
 
 /// A `tls = true` server that does not write `{ca}` fails its cells with a message saying

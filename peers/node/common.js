@@ -3,6 +3,9 @@
 // stdout and graceful stop on SIGTERM/SIGINT. Behaviour follows the reference `echo-server`
 // (README.md at the repository root), so the harness can start a peer exactly like one of ours.
 
+const fs = require('node:fs');
+const http = require('node:http');
+const https = require('node:https');
 const { parseArgs } = require('node:util');
 
 /** Largest HTTP body or WebSocket message, as in the reference servers (16 MiB). */
@@ -42,31 +45,74 @@ function positiveInt(name, text) {
   return value;
 }
 
+/** The help lines of the TLS flags every server takes. */
+const TLS_USAGE = `  --cert FILE            serve TLS (https://, wss://) with this PEM certificate chain
+  --key FILE             the PEM private key of --cert (both or neither)
+`;
+
+/** Reads `--cert`/`--key` into `{ cert, key }` (Buffers), or null for plaintext; exits 2/1. */
+function tlsFiles(certPath, keyPath) {
+  if (certPath === undefined && keyPath === undefined) return null;
+  if (certPath === undefined || keyPath === undefined)
+    fail('--cert and --key go together: give both to serve TLS, or neither', 2);
+  const read = (flag, path) => {
+    try {
+      return fs.readFileSync(path);
+    } catch (err) {
+      return fail(`cannot read ${flag} file ${path}: ${err.message}`, 1);
+    }
+  };
+  return { cert: read('--cert', certPath), key: read('--key', keyPath) };
+}
+
 /**
- * The common server flags: `--addr HOST:PORT` (default 127.0.0.1:0) and `--max-message BYTES`
- * (default 16 MiB). `usage` is printed for `--help`.
+ * The common server flags: `--addr HOST:PORT` (default 127.0.0.1:0), `--max-message BYTES`
+ * (default 16 MiB) and `--cert FILE --key FILE` (TLS), plus a server's own `extra` options
+ * (`parseArgs` syntax; their values come back in `values`). `usage` is printed for `--help`.
  */
-function serverArgs(usage) {
+function serverArgs(usage, extra = {}) {
   let parsed;
   try {
     parsed = parseArgs({
       options: {
         addr: { type: 'string', default: '127.0.0.1:0' },
         'max-message': { type: 'string', default: String(MAX_MESSAGE) },
+        cert: { type: 'string' },
+        key: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
+        ...extra,
       },
     });
   } catch (err) {
     fail(`${err.message} (see --help)`, 2);
   }
   if (parsed.values.help) {
-    process.stdout.write(usage);
+    process.stdout.write(usage + TLS_USAGE);
     process.exit(0);
   }
   return {
     ...parseAddr(parsed.values.addr),
     maxMessage: positiveInt('--max-message', parsed.values['max-message']),
+    tls: tlsFiles(parsed.values.cert, parsed.values.key),
+    values: parsed.values,
   };
+}
+
+/**
+ * An `http` server, or an `https` one when `options.tls` holds a certificate and key (ALPN
+ * http/1.1, as the reference servers offer; Node accepts TLS 1.2 and 1.3 by default). A
+ * certificate and key that do not fit together exit 1 with one error line.
+ */
+function createServer(options, handler) {
+  if (!options.tls) return http.createServer({ noDelay: true }, handler);
+  try {
+    return https.createServer(
+      { ...options.tls, noDelay: true, ALPNProtocols: ['http/1.1'] },
+      handler,
+    );
+  } catch (err) {
+    return fail(`the TLS certificate and key cannot be used: ${err.message}`, 1);
+  }
 }
 
 /** `scheme://host:port/path` for a bound `server.address()`, with brackets around IPv6. */
@@ -106,6 +152,7 @@ module.exports = {
   parseAddr,
   positiveInt,
   serverArgs,
+  createServer,
   urlOf,
   listen,
   onShutdown,

@@ -3,14 +3,14 @@
 // with no framework, as the JavaScript counterpart of the `hyper` server. One process, one
 // event loop (pin it to a CPU for comparisons).
 
-const http = require('node:http');
-const { serverArgs, listen, onShutdown } = require('./common');
+const { serverArgs, createServer, listen, onShutdown } = require('./common');
 
-const USAGE = `Usage: node http-server.js [--addr HOST:PORT] [--max-message BYTES]
+const USAGE = `Usage: node http-server.js [--addr HOST:PORT] [--max-message BYTES] [--cert FILE --key FILE]
 
 HTTP echo server (Node http). POST /echo echoes the body with its Content-Type; GET / answers a
 short text; POST /json re-serializes JSON (400 when invalid); GET /status/CODE answers CODE.
-Prints "listening http://HOST:PORT/echo" on stdout when ready; SIGTERM/SIGINT stop it (exit 0).
+Prints "listening http://HOST:PORT/echo" (https:// with --cert) on stdout when ready;
+SIGTERM/SIGINT stop it (exit 0).
 
   --addr HOST:PORT       where to listen; port 0 picks a free one  [127.0.0.1:0]
   --max-message BYTES    largest request body; 413 beyond          [16777216]
@@ -112,14 +112,14 @@ function handle(req, res) {
   send(res, 404, {}, null);
 }
 
-const server = http.createServer({ noDelay: true }, handle);
+const server = createServer(options, handle);
 // A body already known to be too large is refused before the client sends it (no 100 Continue).
 server.on('checkContinue', (req, res) => {
   if (!(Number(req.headers['content-length']) > limit)) res.writeContinue();
   handle(req, res);
 });
 
-listen(server, options, 'http', '/echo');
+listen(server, options, options.tls ? 'https' : 'http', '/echo');
 
 onShutdown(() => {
   // close() refuses new connections and closes idle keep-alive ones; requests in flight are

@@ -1,26 +1,37 @@
 'use strict';
-// node-ws: WebSocket echo on the `ws` package over Node's `http` server, the JavaScript
+// node-ws: WebSocket echo on the `ws` package over Node's `http` (or `https`) server, the JavaScript
 // counterpart of the `tungstenite` server. The library answers pings, echoes close codes,
 // reassembles fragments and closes with 1007 (invalid UTF-8), 1009 (too big) or 1002 itself.
 // One process, one event loop.
 
-const http = require('node:http');
 const { WebSocketServer } = require('ws');
-const { serverArgs, listen, onShutdown } = require('./common');
+const { fail, positiveInt, serverArgs, createServer, listen, onShutdown } = require('./common');
 
-const USAGE = `Usage: node ws-server.js [--addr HOST:PORT] [--max-message BYTES]
+const USAGE = `Usage: node ws-server.js [--addr HOST:PORT] [--max-message BYTES] [--cert FILE --key FILE]
 
-WebSocket echo server (ws) on /ws and /: text is echoed as text, binary as binary.
-Prints "listening ws://HOST:PORT/ws" on stdout when ready; SIGTERM/SIGINT send close 1001 to
-every peer and stop it (exit 0).
+WebSocket echo server (ws) on /ws and /: text is echoed as text, binary as binary. On
+/broadcast every message goes to every client connected there, the sender included, in the
+order received; a client with --broadcast-queue messages still unwritten gets the policy.
+Prints "listening ws://HOST:PORT/ws" (wss:// with --cert) on stdout when ready; SIGTERM/SIGINT
+send close 1001 to every peer and stop it (exit 0).
 
   --addr HOST:PORT       where to listen; port 0 picks a free one  [127.0.0.1:0]
   --max-message BYTES    largest message; close 1009 beyond         [16777216]
+  --broadcast-policy P   a /broadcast client with a full queue: drop (the message, counted)
+                         or disconnect (close 1008)                 [disconnect]
+  --broadcast-queue N    messages a /broadcast client may have unwritten  [1024]
 `;
 
-const options = serverArgs(USAGE);
+const options = serverArgs(USAGE, {
+  'broadcast-policy': { type: 'string', default: 'disconnect' },
+  'broadcast-queue': { type: 'string', default: '1024' },
+});
+const policy = options.values['broadcast-policy'];
+if (policy !== 'drop' && policy !== 'disconnect')
+  fail(`unknown broadcast policy ${JSON.stringify(policy)}; expected drop or disconnect`, 2);
+const queueBound = positiveInt('--broadcast-queue', options.values['broadcast-queue']);
 
-const server = http.createServer({ noDelay: true }, (req, res) => {
+const server = createServer(options, (req, res) => {
   const body = 'this is a WebSocket echo server: connect to /ws with a WebSocket client\n';
   res.writeHead(426, {
     'Content-Type': 'text/plain; charset=utf-8',
@@ -38,8 +49,43 @@ const wss = new WebSocketServer({
   perMessageDeflate: false,
 });
 
+/** The /broadcast subscribers, each with its count of messages not yet written. */
+const subscribers = new Map();
+
+/**
+ * Sends `data` to every subscriber in the order messages arrived (ws writes in call order).
+ * `ws` has no queue of its own to bound, so the queue is the count of sends whose write
+ * callback has not fired yet; a subscriber at the bound gets the policy.
+ */
+function publish(data, isBinary) {
+  for (const [ws, state] of subscribers) {
+    if (state.pending >= queueBound) {
+      if (policy === 'drop') {
+        state.dropped += 1;
+        continue;
+      }
+      subscribers.delete(ws);
+      ws.close(1008, 'subscriber too slow: its broadcast queue was full');
+      continue;
+    }
+    state.pending += 1;
+    ws.send(data, { binary: isBinary }, () => {
+      state.pending -= 1;
+    });
+  }
+}
+
 server.on('upgrade', (req, socket, head) => {
   const path = req.url.split('?', 1)[0];
+  if (path === '/broadcast') {
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      subscribers.set(ws, { pending: 0, dropped: 0 });
+      ws.on('message', publish);
+      ws.on('close', () => subscribers.delete(ws));
+      ws.on('error', () => {});
+    });
+    return;
+  }
   if (path !== '/ws' && path !== '/') {
     socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     return;
@@ -53,7 +99,7 @@ server.on('upgrade', (req, socket, head) => {
   });
 });
 
-listen(server, options, 'ws', '/ws');
+listen(server, options, options.tls ? 'wss' : 'ws', '/ws');
 
 onShutdown(() => {
   server.close();

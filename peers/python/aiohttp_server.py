@@ -93,12 +93,14 @@ def app(limit: int) -> web.Application:
     return application
 
 
-async def serve(args) -> None:
+async def serve(args, tls) -> None:
     host, port = args.addr
     # No access log: formatting one line per request would be most of the work measured.
     runner = web.AppRunner(app(args.max_message), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=common.BACKLOG, shutdown_timeout=3.0)
+    site = web.TCPSite(
+        runner, host, port, backlog=common.BACKLOG, shutdown_timeout=3.0, ssl_context=tls
+    )
     try:
         await site.start()
     except OSError as err:
@@ -106,7 +108,7 @@ async def serve(args) -> None:
         message = f"Error: could not listen on {host}:{port}: {err.strerror or err}"
         raise SystemExit(message) from None
     stop = common.stop_signal()
-    common.announce("http", runner.addresses[0], "/echo")
+    common.announce("https" if tls else "http", runner.addresses[0], "/echo")
     await stop.wait()
     # Stops accepting, answers requests in flight (at most 3 s), closes keep-alive connections.
     await runner.cleanup()
@@ -115,11 +117,13 @@ async def serve(args) -> None:
 def main() -> None:
     parser = common.server_parser(
         "HTTP echo server (aiohttp): POST /echo, GET /, POST /json, GET /status/CODE. "
-        "Prints 'listening http://HOST:PORT/echo' when ready; SIGTERM/SIGINT stop it (exit 0)."
+        "Prints 'listening http://HOST:PORT/echo' (https:// with --cert) when ready; "
+        "SIGTERM/SIGINT stop it (exit 0)."
     )
     args = parser.parse_args()
+    tls = common.server_tls(parser, args)
     common.setup_logging()
-    asyncio.run(serve(args))
+    asyncio.run(serve(args, tls))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import signal
+import ssl
 import sys
 
 #: Largest HTTP body or WebSocket message, as in the reference servers.
@@ -53,7 +54,7 @@ def positive_int(text: str) -> int:
 
 
 def server_parser(description: str) -> argparse.ArgumentParser:
-    """The flags every peer server takes: `--addr` and `--max-message`."""
+    """The flags every peer server takes: `--addr`, `--max-message`, `--cert` and `--key`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--addr",
@@ -70,7 +71,33 @@ def server_parser(description: str) -> argparse.ArgumentParser:
         help=f"largest HTTP body (413 beyond) or WebSocket message (close 1009 beyond) "
         f"(default: {MAX_MESSAGE})",
     )
+    parser.add_argument(
+        "--cert",
+        metavar="FILE",
+        help="serve TLS (https://, wss://) with this PEM certificate chain (needs --key)",
+    )
+    parser.add_argument("--key", metavar="FILE", help="the PEM private key of --cert")
     return parser
+
+
+def server_tls(parser: argparse.ArgumentParser, args) -> ssl.SSLContext | None:
+    """The server's TLS context from `--cert` and `--key` (TLS 1.2 and 1.3, ALPN http/1.1 as
+    the reference servers offer), or None for plaintext. One flag without the other is a usage
+    error (exit 2); files that cannot be read or do not fit together exit 1 with one line."""
+    if args.cert is None and args.key is None:
+        return None
+    if args.cert is None or args.key is None:
+        parser.error("--cert and --key go together: give both to serve TLS, or neither")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    try:
+        context.load_cert_chain(args.cert, args.key)
+    except (OSError, ssl.SSLError) as err:
+        raise SystemExit(
+            f"Error: cannot use --cert {args.cert} with --key {args.key}: {err}"
+        ) from None
+    return context
 
 
 def setup_logging() -> None:

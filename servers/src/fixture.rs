@@ -103,6 +103,26 @@ impl FixtureBuilder {
         self
     }
 
+    /// What a broadcast subscriber whose queue is full gets (default: disconnected).
+    pub fn broadcast_policy(mut self, policy: crate::Policy) -> Self {
+        self.options.broadcast.policy = policy;
+        self
+    }
+
+    /// Messages each broadcast subscriber's queue holds (default 1024; zero means one).
+    pub fn broadcast_queue(mut self, messages: usize) -> Self {
+        self.options.broadcast.queue =
+            std::num::NonZeroUsize::new(messages).unwrap_or(std::num::NonZeroUsize::MIN);
+        self
+    }
+
+    /// `Impl::Tcp` only: serve the length-prefixed broadcast relay instead of echo (see
+    /// [`crate::tcp`]); the WebSocket servers relay on `/broadcast` anyway.
+    pub fn tcp_relay(mut self) -> Self {
+        self.options.broadcast.tcp_relay = true;
+        self
+    }
+
     /// Listens on `addr` instead of `127.0.0.1:0`.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -112,6 +132,15 @@ impl FixtureBuilder {
     /// The options to serve with, an identity made if `.tls()` asked for one, validated.
     fn prepared(mut self) -> io::Result<Self> {
         let invalid = |err: crate::OptionsError| io::Error::new(io::ErrorKind::InvalidInput, err);
+        if self.options.broadcast.tcp_relay && self.implementation != Impl::Tcp {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "tcp_relay is for Impl::Tcp; {} relays on /broadcast without it",
+                    self.implementation
+                ),
+            ));
+        }
         if self.tls && self.options.tls.is_none() {
             let identity = crate::tls::Identity::generate(&[]).map_err(|e| invalid(e.into()))?;
             self.options.tls = Some(identity);
@@ -213,6 +242,13 @@ impl Fixture {
         self.ca_pem.as_deref()
     }
 
+    /// The broadcast relay: `ws://ADDR/broadcast`, or `tcp://ADDR` for a `tcp_relay` server;
+    /// `None` for HTTP.
+    pub fn broadcast_url(&self) -> Option<String> {
+        self.implementation
+            .broadcast_url(self.addr, self.ca_pem.is_some())
+    }
+
     /// Which implementation is running.
     pub fn implementation(&self) -> Impl {
         self.implementation
@@ -273,6 +309,13 @@ impl BlockingFixture {
     /// Over TLS, the certificate (PEM) a client must trust to accept the server's.
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// The broadcast relay: `ws://ADDR/broadcast`, or `tcp://ADDR` for a `tcp_relay` server;
+    /// `None` for HTTP.
+    pub fn broadcast_url(&self) -> Option<String> {
+        self.implementation
+            .broadcast_url(self.addr, self.ca_pem.is_some())
     }
 
     /// Which implementation is running.

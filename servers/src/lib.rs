@@ -6,8 +6,9 @@
 //! has `serve(listener, options, shutdown)`: the caller binds the socket (so tests bind port 0
 //! and read the address back; use [`bind`] for a backlog that survives connection bursts), and
 //! cancelling `shutdown` stops the server gracefully. The same
-//! [`Options`] carry limits, TLS ([`Identity`]) and [`Faults`] for testing clients: delays,
-//! early closes, corrupted echoes, periodic stalls, a CPU cost per echo and a capacity.
+//! [`Options`] carry limits, TLS ([`Identity`]), the [`broadcast`] relay's settings and
+//! [`Faults`] for testing clients: delays, early closes, corrupted echoes, periodic stalls, a
+//! CPU cost per echo and a capacity.
 //!
 //! The servers know nothing of measurement; the `echo-client` and `echo-harness` crates do.
 //!
@@ -83,6 +84,7 @@
 //! # }
 //! ```
 
+pub mod broadcast;
 pub mod fault;
 pub mod fixture;
 pub mod http;
@@ -101,13 +103,14 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 pub use tokio_util::sync::CancellationToken;
 
+pub use broadcast::{Broadcast, Policy};
 pub use fixture::{BlockingFixture, Fixture, FixtureBuilder};
 pub use implementation::{Impl, Protocol, UnknownImpl};
 pub use listener::{LISTEN_BACKLOG, bind, bind_std};
 pub use options::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_MESSAGE, Faults, Options, OptionsError, Stall,
 };
-pub use tls::{Identity, TlsError};
+pub use tls::{Identity, PemFiles, TlsError};
 
 impl Impl {
     /// Serves this implementation on `listener` until `shutdown` is cancelled, then lets open
@@ -143,5 +146,16 @@ impl Impl {
             protocol.scheme_for(tls),
             protocol.echo_path()
         )
+    }
+
+    /// The URL of the broadcast relay at `addr`: `ws://ADDR/broadcast` on the WebSocket
+    /// servers, `tcp://ADDR` for `tcp` serving the relay (`tcp_relay`); `None` for HTTP.
+    pub fn broadcast_url(self, addr: SocketAddr, tls: bool) -> Option<String> {
+        let scheme = self.protocol().scheme_for(tls);
+        match self.protocol() {
+            Protocol::WebSocket => Some(format!("{scheme}://{addr}/broadcast")),
+            Protocol::Tcp => Some(format!("{scheme}://{addr}")),
+            Protocol::Http => None,
+        }
     }
 }

@@ -30,6 +30,8 @@ pub struct Options {
     pub faults: Faults,
     /// Serve over TLS with this identity (`--tls`); `None` serves plaintext.
     pub tls: Option<crate::tls::Identity>,
+    /// The broadcast relay: `/broadcast` on the WebSocket servers, `tcp` with `tcp_relay`.
+    pub broadcast: crate::broadcast::Broadcast,
 }
 
 impl Default for Options {
@@ -40,6 +42,7 @@ impl Default for Options {
             ws_read_buffer: None,
             faults: Faults::default(),
             tls: None,
+            broadcast: crate::broadcast::Broadcast::default(),
         }
     }
 }

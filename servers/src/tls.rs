@@ -84,6 +84,38 @@ pub enum TlsError {
     /// Making a certificate at start failed.
     #[error("cannot make a TLS certificate: {0}")]
     Generate(String),
+    /// A PEM file could not be written.
+    #[error("cannot write {what} to {}: {source}", path.display())]
+    Write {
+        /// What the file holds.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+}
+
+/// Where [`Identity::write`] puts an identity's three PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemFiles {
+    /// The certificate a client trusts (`--cacert`).
+    pub ca: PathBuf,
+    /// The server's certificate chain (`--cert`).
+    pub cert: PathBuf,
+    /// The chain's private key (`--key`), readable by its owner only.
+    pub key: PathBuf,
+}
+
+impl PemFiles {
+    /// `ca.pem`, `cert.pem` and `key.pem` in `dir`.
+    pub fn in_dir(dir: &Path) -> PemFiles {
+        PemFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }
+    }
 }
 
 impl Identity {
@@ -170,6 +202,31 @@ impl Identity {
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 
+    /// Writes the authority, the chain and the key as PEM files, so that a server that is not
+    /// ours (`--cert`/`--key`) and its clients (`--cacert`) share this identity. The key file
+    /// is created readable by its owner only.
+    pub fn write(&self, files: &PemFiles) -> Result<(), TlsError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let write = |what, path: &Path, text: &str, mode: u32| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(path)
+                .and_then(|mut file| file.write_all(text.as_bytes()))
+                .map_err(|source| TlsError::Write {
+                    what,
+                    path: path.to_owned(),
+                    source,
+                })
+        };
+        write("the certificate to trust", &files.ca, &self.ca_pem, 0o644)?;
+        write("the certificate chain", &files.cert, &self.chain_pem, 0o644)?;
+        write("the private key", &files.key, &self.key_pem, 0o600)
+    }
+
     /// Checks that this identity makes an acceptor, so a server can refuse bad files before
     /// it listens.
     pub fn validate(&self) -> Result<(), TlsError> {
@@ -203,6 +260,32 @@ mod tests {
         assert!(identity.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_ne!(identity.ca_pem, identity.chain_pem);
         assert!(!format!("{identity:?}").contains("PRIVATE"));
+    }
+
+    /// Written files read back as the same identity, the key readable by its owner only; a
+    /// folder that does not exist is named in the error.
+    #[test]
+    fn written_files_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::generate(&[]).unwrap();
+        let files = PemFiles::in_dir(dir.path());
+        identity.write(&files).unwrap();
+        let read = Identity::from_files(&files.cert, &files.key).unwrap();
+        assert_eq!(
+            (read.chain_pem.as_str(), read.key_pem.as_str()),
+            (identity.chain_pem.as_str(), identity.key_pem.as_str())
+        );
+        assert_eq!(std::fs::read_to_string(&files.ca).unwrap(), identity.ca_pem);
+        let mode = std::fs::metadata(&files.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let nowhere = PemFiles::in_dir(&dir.path().join("missing"));
+        let err = identity.write(&nowhere).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot write the certificate to trust to ")
+                && err.contains("missing/ca.pem"),
+            "{err}"
+        );
     }
 
     /// Files that are missing, hold the wrong thing, or do not match each other: one error

@@ -146,7 +146,7 @@ async fn ready_line_then_echo_then_sigterm() {
 
 /// `--tls --cert-out FILE`: the ready line names the TLS scheme, and FILE holds the
 /// certificate authority (PEM) that signed what the server presents; `--cert`/`--key` serve
-/// files made elsewhere, whose chain `--cert-out` then writes.
+/// files made elsewhere (here by `--make-cert`), whose chain `--cert-out` then writes.
 #[test]
 fn tls_ready_line_and_cert_out() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,14 +176,30 @@ fn tls_ready_line_and_cert_out() {
         server.signal(Signal::SIGTERM);
         assert_eq!(server.exit().0, 0, "{imp}");
     }
-    let identity = echo_servers::Identity::generate(&[]).unwrap();
+    // `--make-cert DIR` writes an identity for servers that are not ours and exits.
+    let made = dir.path().join("made");
+    std::fs::create_dir(&made).unwrap();
+    let output = Command::new(bin())
+        .args(["--make-cert", made.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let d = made.display();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("trust {d}/ca.pem; serve with --cert {d}/cert.pem --key {d}/key.pem\n")
+    );
     let (cert, key, out) = (
-        dir.path().join("c.pem"),
-        dir.path().join("k.pem"),
+        made.join("cert.pem"),
+        made.join("key.pem"),
         dir.path().join("o.pem"),
     );
-    std::fs::write(&cert, &identity.chain_pem).unwrap();
-    std::fs::write(&key, &identity.key_pem).unwrap();
+    let identity = echo_servers::Identity::from_files(&cert, &key).unwrap();
+    assert_ne!(
+        std::fs::read_to_string(made.join("ca.pem")).unwrap(),
+        identity.chain_pem,
+        "the leaf is signed by an authority of its own"
+    );
     let server = Server::start(&[
         "tcp",
         "--cert",
@@ -258,8 +274,13 @@ fn bad_input_fails_clearly() {
     let not_pem = dir.path().join("not.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();
     let not_pem = not_pem.to_str().unwrap();
-    let cases: [(&[&str], i32, &str); 7] = [
+    let cases: [(&[&str], i32, &str); 8] = [
         (&["tcp", "--cert", "/nonexistent.pem"], 2, "--key"),
+        (
+            &["--make-cert", "/nonexistent/dir"],
+            1,
+            "cannot write the certificate to trust to /nonexistent/dir/ca.pem",
+        ),
         (
             &["tcp", "--cert", "/nonexistent.pem", "--key", not_pem],
             1,

@@ -6,8 +6,9 @@
 //! "CPU per round trip" compares like with like.
 //!
 //! The [`verdict`] (skipped with `--short`): echo-client's HTTP throughput must be within 15%
-//! of `wrk -t1`'s, and echo-client must not be saturated where wrk is not; with more than 5%
-//! CPU steal the machine is too noisy to judge and the crosscheck says so.
+//! of `wrk -t1`'s, over plaintext and over TLS alike, and echo-client must not be saturated
+//! where wrk is not; with more than 5% CPU steal the machine is too noisy to judge and the
+//! crosscheck says so.
 
 pub mod table;
 pub mod tools;
@@ -43,7 +44,7 @@ pub struct CrosscheckArgs {
     /// CI mode: one round of 2 s runs; print the table, judge nothing.
     #[arg(long)]
     pub short: bool,
-    /// Only these groups (comma-separated: http, websocket, floor).
+    /// Only these groups (comma-separated: http, https, websocket, floor).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Folder holding echo-server, echo-client and echo-pingpong.
@@ -65,6 +66,8 @@ pub struct Row {
     pub measured: Result<Measured, String>,
     /// The tool's CPU time (user + system).
     pub cpu: Duration,
+    /// The server's CPU time over the tool's run.
+    pub server_cpu: Duration,
     /// Its wall-clock time.
     pub wall: Duration,
     /// CPU steal during it, percent.
@@ -76,6 +79,14 @@ impl Row {
     pub fn cpu_us_per_round_trip(&self) -> Option<f64> {
         let m = self.measured.as_ref().ok()?;
         (m.round_trips > 0).then(|| self.cpu.as_secs_f64() * 1e6 / m.round_trips as f64)
+    }
+
+    /// The server's CPU microseconds per round trip the tool completed: the same server doing
+    /// the same work should cost about the same per round trip whoever counts them.
+    pub fn server_cpu_us_per_round_trip(&self) -> Option<f64> {
+        let m = self.measured.as_ref().ok()?;
+        (m.round_trips > 0 && !self.server_cpu.is_zero())
+            .then(|| self.server_cpu.as_secs_f64() * 1e6 / m.round_trips as f64)
     }
 
     /// CPU time over wall time (the tools are pinned to one CPU).
@@ -122,17 +133,16 @@ async fn crosscheck(args: &CrosscheckArgs) -> Result<u8, String> {
         args.connections,
         seconds,
     );
-    let wanted = |g: Group| {
-        args.only.is_empty()
-            || args.only.iter().any(|o| {
-                matches!(
-                    (o.as_str(), g),
-                    ("http", Group::Http)
-                        | ("websocket", Group::WebSocket)
-                        | ("floor", Group::Floor)
-                )
-            })
-    };
+    let wanted = |g: Group| args.only.is_empty() || args.only.iter().any(|o| o == g.name());
+    if let Some(unknown) = args
+        .only
+        .iter()
+        .find(|o| !Group::ALL.iter().any(|g| g.name() == o.as_str()))
+    {
+        return Err(format!(
+            "--only {unknown}: no such group; expected some of http, https, websocket, floor"
+        ));
+    }
     let tools: Vec<Tool> = all_tools.into_iter().filter(|t| wanted(t.group)).collect();
     for notice in &notices {
         eprintln!("notice: {notice}");
@@ -205,15 +215,24 @@ async fn measure(
         tool: tool.clone(),
         measured: Err(reason),
         cpu: Duration::ZERO,
+        server_cpu: Duration::ZERO,
         wall: Duration::ZERO,
         steal: None,
     };
     let implementation = tool.group.server();
-    let spec = match HarnessConfig::reference(implementation) {
+    let mut spec = match HarnessConfig::reference(implementation) {
         Ok(spec) => spec,
         Err(err) => return failed(err),
     };
-    let log = out.join(format!("server-{implementation}.log"));
+    if tool.group.tls() {
+        spec.tls = true;
+        spec.command
+            .extend(["--tls", "--cert-out", "{ca}"].map(str::to_owned));
+    }
+    let log = out.join(format!(
+        "server-{implementation}{}.log",
+        if spec.tls { "-tls" } else { "" }
+    ));
     let limit = duration + Duration::from_secs(30);
     let interrupt = CancellationToken::new();
     let ran = match Session::run_once(&spec, pinning, log, &tool.argv, limit, &interrupt).await {
@@ -227,6 +246,7 @@ async fn measure(
             .stdout
             .and_then(|stdout| tools::parse(&tool.output, &stdout)),
         cpu: ran.bracket.cpu,
+        server_cpu: ran.server_cpu,
         wall: ran.bracket.elapsed,
         steal: ran.bracket.steal_percent,
     }

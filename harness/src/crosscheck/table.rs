@@ -97,10 +97,10 @@ pub(crate) fn render(
     let _ = writeln!(out, "{provenance}\n");
     let _ = writeln!(
         out,
-        "{rounds} round(s), every tool once per round, {seconds} s per run, {connections} connections (1 for the floor); server pinned to one CPU with --threads 1, each tool pinned to the other CPU with one thread. CPU per round trip is the tool's user + system time (RUSAGE_CHILDREN) over its completed round trips. Medians over rounds; latency columns are the median of each run's own percentile (h2load reports none). CPU steal over the crosscheck: {}.\n",
+        "{rounds} round(s), every tool once per round, {seconds} s per run, {connections} connections (1 for the floor); server pinned to one CPU with --threads 1, each tool pinned to the other CPU with one thread. CPU per round trip is the tool's user + system time (RUSAGE_CHILDREN) over its completed round trips; server CPU per round trip is the server process group's CPU over the tool's run over the same round trips (round trips a tool counted but the server never did would show as a cheaper server). Medians over rounds; latency columns are the median of each run's own percentile (h2load reports none). CPU steal over the crosscheck: {}.\n",
         steal.map_or_else(|| "unknown".to_owned(), |s| format!("{s:.2}%"))
     );
-    for group in [Group::Http, Group::WebSocket, Group::Floor] {
+    for group in Group::ALL {
         let in_group: Vec<&Row> = rows.iter().filter(|r| r.tool.group == group).collect();
         if in_group.is_empty() {
             continue;
@@ -108,10 +108,10 @@ pub(crate) fn render(
         let _ = writeln!(out, "## {}\n", group.title());
         let _ = writeln!(
             out,
-            "| tool | runs | rt/s | vs echo-client | p50 | p99 | CPU µs / rt | CPU use | saturated |"
+            "| tool | runs | rt/s | vs echo-client | p50 | p99 | CPU µs / rt | CPU use | saturated | server CPU µs / rt |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
-        let ours = medians(rows, "echo-client", group).map(|m| m.0);
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+        let ours = medians(rows, "echo-client", group).map(|m| m.rps);
         let mut names: Vec<&str> = Vec::new();
         for r in &in_group {
             if !names.contains(&r.tool.name.as_str()) {
@@ -139,12 +139,17 @@ pub(crate) fn render(
                     .map(|r| r.utilization())
                     .collect(),
             );
+            let server = median(
+                runs.iter()
+                    .filter_map(|r| r.server_cpu_us_per_round_trip())
+                    .collect(),
+            );
             let fmt = |v: Option<f64>, suffix: &str, decimals: usize| {
                 v.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}{suffix}"))
             };
             let _ = writeln!(
                 out,
-                "| {name} | {}/{} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 ok.len(),
                 runs.len(),
                 fmt(rps, "", 0),
@@ -154,6 +159,7 @@ pub(crate) fn render(
                 fmt(cpu, "", 2),
                 fmt(util.map(|u| u * 100.0), "%", 0),
                 util.map_or("-", |u| if u > CLIENT_SATURATED { "yes" } else { "no" }),
+                fmt(server, "", 2),
             );
         }
         for r in in_group.iter().filter(|r| r.measured.is_err()) {
@@ -206,6 +212,8 @@ pub(crate) fn write_outputs(
         "wall_s",
         "cpu_us_per_round_trip",
         "utilization",
+        "server_cpu_s",
+        "server_cpu_us_per_round_trip",
         "steal_percent",
         "error",
     ]
@@ -230,6 +238,8 @@ pub(crate) fn write_outputs(
                 format!("{:.6}", r.wall.as_secs_f64()),
                 opt(r.cpu_us_per_round_trip()),
                 format!("{:.4}", r.utilization()),
+                format!("{:.6}", r.server_cpu.as_secs_f64()),
+                opt(r.server_cpu_us_per_round_trip()),
                 opt(r.steal),
                 r.measured.as_ref().err().cloned().unwrap_or_default(),
             ]

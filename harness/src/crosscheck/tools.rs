@@ -12,6 +12,8 @@ use serde_json::Value;
 pub enum Group {
     /// HTTP `POST /echo` on the hyper server.
     Http,
+    /// The same over TLS (`echo-server hyper --tls`, connections kept).
+    Https,
     /// WebSocket echo on the tungstenite server.
     WebSocket,
     /// One TCP connection on the tcp server: the latency floor.
@@ -19,12 +21,30 @@ pub enum Group {
 }
 
 impl Group {
+    /// Every group, in the order tables show them.
+    pub const ALL: [Group; 4] = [Group::Http, Group::Https, Group::WebSocket, Group::Floor];
+
     /// The reference server for the group.
     pub fn server(self) -> &'static str {
         match self {
-            Group::Http => "hyper",
+            Group::Http | Group::Https => "hyper",
             Group::WebSocket => "tungstenite",
             Group::Floor => "tcp",
+        }
+    }
+
+    /// Whether its server serves TLS (`--tls --cert-out {ca}`; tools trust `{ca}`).
+    pub fn tls(self) -> bool {
+        self == Group::Https
+    }
+
+    /// Its name for `--only`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Http => "http",
+            Group::Https => "https",
+            Group::WebSocket => "websocket",
+            Group::Floor => "floor",
         }
     }
 
@@ -32,6 +52,9 @@ impl Group {
     pub fn title(self) -> &'static str {
         match self {
             Group::Http => "HTTP: POST /echo, 32 B, on echo-server hyper",
+            Group::Https => {
+                "HTTPS: POST /echo, 32 B, on echo-server hyper --tls (TLS 1.3, connections kept)"
+            }
             Group::WebSocket => "WebSocket: 32 B binary messages, on echo-server tungstenite",
             Group::Floor => "Latency floor: one TCP connection, 32 B, on echo-server tcp",
         }
@@ -249,58 +272,67 @@ pub fn catalogue(
             ]));
             argv.push(out.join(report).display().to_string());
             argv.extend(strings(&["--quiet", "--no-progress"]));
+            if group.tls() {
+                argv.extend(strings(&["--cacert", "{ca}"]));
+            }
             argv
         },
         output: Output::EchoClient(out.join(report)),
     };
-    tools.push(echo_client(Group::Http, &c, "echo-client-http.json"));
-    match which("wrk") {
-        Some(wrk) => tools.push(Tool {
-            name: "wrk -t1".to_owned(),
-            group: Group::Http,
-            argv: vec![
-                wrk,
-                "-t1".into(),
-                format!("-c{c}"),
-                format!("-d{s}s"),
-                "-s".into(),
-                scripts.join("wrk/post-echo.lua").display().to_string(),
-                "{base}/".into(),
-            ],
-            output: Output::WrkJson,
-        }),
-        None => notices.push("wrk skipped: not installed (apt-get install wrk)".to_owned()),
-    }
-    match which("h2load") {
-        Some(h2load) => tools.push(Tool {
-            name: "h2load --h1".to_owned(),
-            group: Group::Http,
-            argv: vec![
-                h2load,
-                "--h1".into(),
-                "-c".into(),
-                c.clone(),
-                "-t".into(),
-                "1".into(),
-                "-D".into(),
-                s.clone(),
-                "-d".into(),
-                body.display().to_string(),
-                "-H".into(),
-                "content-type: application/octet-stream".into(),
-                "{url}".into(),
-            ],
-            output: Output::H2load,
-        }),
-        None => notices
-            .push("h2load skipped: not installed (apt-get install nghttp2-client)".to_owned()),
-    }
-    match which("oha") {
-        Some(oha) => tools.push(Tool {
-            name: "oha".to_owned(),
-            group: Group::Http,
-            argv: vec![
-                oha,
+    let wrk = which("wrk");
+    let h2load = which("h2load");
+    let oha = which("oha");
+    // The HTTP tools over plaintext, then over TLS: wrk's TLS is OpenSSL, oha's rustls,
+    // h2load's OpenSSL (wrk and h2load do not verify certificates; oha and echo-client trust
+    // the server's {ca}).
+    for group in [Group::Http, Group::Https] {
+        let report = if group.tls() {
+            "echo-client-https.json"
+        } else {
+            "echo-client-http.json"
+        };
+        tools.push(echo_client(group, &c, report));
+        if let Some(wrk) = &wrk {
+            tools.push(Tool {
+                name: "wrk -t1".to_owned(),
+                group,
+                argv: vec![
+                    wrk.clone(),
+                    "-t1".into(),
+                    format!("-c{c}"),
+                    format!("-d{s}s"),
+                    "-s".into(),
+                    scripts.join("wrk/post-echo.lua").display().to_string(),
+                    "{base}/".into(),
+                ],
+                output: Output::WrkJson,
+            });
+        }
+        if let Some(h2load) = &h2load {
+            tools.push(Tool {
+                name: "h2load --h1".to_owned(),
+                group,
+                argv: vec![
+                    h2load.clone(),
+                    "--h1".into(),
+                    "-c".into(),
+                    c.clone(),
+                    "-t".into(),
+                    "1".into(),
+                    "-D".into(),
+                    s.clone(),
+                    "-d".into(),
+                    body.display().to_string(),
+                    "-H".into(),
+                    "content-type: application/octet-stream".into(),
+                    "{url}".into(),
+                ],
+                output: Output::H2load,
+            });
+        }
+        if let Some(oha) = &oha {
+            let mut argv = vec![
+                oha.clone(),
                 "-c".into(),
                 c.clone(),
                 "-z".into(),
@@ -314,11 +346,27 @@ pub fn catalogue(
                 "--no-tui".into(),
                 "--output-format".into(),
                 "json".into(),
-                "{url}".into(),
-            ],
-            output: Output::OhaJson,
-        }),
-        None => notices.push("oha skipped: not installed (cargo install oha --locked)".to_owned()),
+            ];
+            if group.tls() {
+                argv.extend(["--cacert".into(), "{ca}".into()]);
+            }
+            argv.push("{url}".into());
+            tools.push(Tool {
+                name: "oha".to_owned(),
+                group,
+                argv,
+                output: Output::OhaJson,
+            });
+        }
+    }
+    if wrk.is_none() {
+        notices.push("wrk skipped: not installed (apt-get install wrk)".to_owned());
+    }
+    if h2load.is_none() {
+        notices.push("h2load skipped: not installed (apt-get install nghttp2-client)".to_owned());
+    }
+    if oha.is_none() {
+        notices.push("oha skipped: not installed (cargo install oha --locked)".to_owned());
     }
     tools.push(echo_client(Group::WebSocket, &c, "echo-client-ws.json"));
     let run_peer = peers.join("run.sh");

@@ -257,7 +257,7 @@ fn cost_at_fixed_rates(summaries: &[CellSummary]) -> String {
                 c.connections,
                 c.size,
                 c.roundtrips,
-                if c.tls_resume { " resume" } else { "" },
+                if c.tls_resume { " tls-resume" } else { "" },
                 cpu.map_or_else(|| "-".to_owned(), |v| format!("{:.2} µs", v.median)),
                 cpu.and_then(|v| v.cv_percent)
                     .map_or_else(|| "-".to_owned(), |cv| format!("{cv:.1}%")),

@@ -11,7 +11,10 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use echo_servers::{DEFAULT_MAX_MESSAGE, Faults, Identity, Impl, Options, OptionsError, Stall};
+use echo_servers::{
+    Broadcast, DEFAULT_MAX_MESSAGE, Faults, Identity, Impl, Options, OptionsError, PemFiles,
+    Policy, Stall,
+};
 
 /// Reference echo server: HTTP (hyper, axum), WebSocket (tungstenite, axum-ws) or raw TCP.
 ///
@@ -23,7 +26,7 @@ use echo_servers::{DEFAULT_MAX_MESSAGE, Faults, Identity, Impl, Options, Options
 #[command(name = "echo-server", version, max_term_width = 100)]
 pub(crate) struct Args {
     /// The implementation to run: hyper, axum, tungstenite, axum-ws or tcp (see --list).
-    #[arg(required_unless_present = "list")]
+    #[arg(required_unless_present_any = ["list", "make_cert"])]
     pub(crate) implementation: Option<Impl>,
 
     /// Print every implementation, one per line (name, protocol, library), and exit.
@@ -74,6 +77,32 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE", help_heading = "TLS")]
     pub(crate) cert_out: Option<PathBuf>,
 
+    /// Make a certificate authority and a server certificate it signs (for localhost,
+    /// 127.0.0.1 and ::1), write them to DIR as ca.pem (what clients trust), cert.pem and
+    /// key.pem (what any server takes, e.g. --cert/--key), and exit without serving.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["implementation", "list"], help_heading = "TLS")]
+    pub(crate) make_cert: Option<PathBuf>,
+
+    /// tcp: serve the broadcast relay instead of echo: messages framed as a 4-byte big-endian
+    /// length and that many bytes go to every connection. (The WebSocket servers relay on
+    /// /broadcast without it.)
+    #[arg(long, help_heading = "Broadcast")]
+    pub(crate) broadcast: bool,
+
+    /// What a broadcast subscriber whose queue is full gets: drop (the message is dropped for
+    /// it and counted) or disconnect (WebSocket close 1008; TCP: closed).
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "disconnect",
+        help_heading = "Broadcast"
+    )]
+    pub(crate) broadcast_policy: Policy,
+
+    /// Messages each broadcast subscriber's queue holds before the policy applies.
+    #[arg(long, value_name = "N", default_value_t = echo_servers::broadcast::DEFAULT_QUEUE, help_heading = "Broadcast")]
+    pub(crate) broadcast_queue: NonZeroUsize,
+
     /// Fault: delay every echo by DURATION (e.g. 5ms).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Faults (for testing clients)")]
     pub(crate) delay: Option<Duration>,
@@ -110,6 +139,21 @@ pub(crate) struct Args {
 }
 
 impl Args {
+    /// What clap cannot check: `--broadcast` is for `tcp` only (a usage error, exit 2).
+    pub(crate) fn check(&self) -> Result<(), clap::Error> {
+        match self.implementation {
+            Some(implementation) if self.broadcast && implementation != Impl::Tcp => {
+                Err(<Args as clap::CommandFactory>::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--broadcast is for tcp; {implementation} relays on /broadcast without it"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The server options these flags describe, validated.
     pub(crate) fn options(&self) -> Result<Options, OptionsError> {
         let stall = match (self.stall_every, self.stall_for) {
@@ -141,6 +185,11 @@ impl Args {
                 echo_cost: self.echo_cost,
                 max_rate: self.max_rate,
             },
+            broadcast: Broadcast {
+                policy: self.broadcast_policy,
+                queue: self.broadcast_queue,
+                tcp_relay: self.broadcast,
+            },
         };
         options.validate()?;
         Ok(options)
@@ -162,8 +211,19 @@ pub(crate) fn list() -> String {
         .collect()
 }
 
-/// Runs the command: serves until SIGINT/SIGTERM, or prints the list.
+/// Runs the command: serves until SIGINT/SIGTERM, prints the list, or writes a certificate.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(dir) = &args.make_cert {
+        let files = PemFiles::in_dir(dir);
+        Identity::generate(&[])?.write(&files)?;
+        println!(
+            "trust {}; serve with --cert {} --key {}",
+            files.ca.display(),
+            files.cert.display(),
+            files.key.display()
+        );
+        return Ok(());
+    }
     let Some(implementation) = args.implementation.filter(|_| !args.list) else {
         print!("{}", list());
         return Ok(());
@@ -283,6 +343,11 @@ mod tests {
             "3us",
             "--max-rate",
             "500",
+            "--broadcast",
+            "--broadcast-policy",
+            "drop",
+            "--broadcast-queue",
+            "16",
         ])
         .unwrap();
         assert_eq!(args.implementation, Some(Impl::Tcp));
@@ -294,6 +359,14 @@ mod tests {
         assert_eq!(options.faults.corrupt_every, NonZeroU64::new(7));
         assert_eq!(options.faults.echo_cost, Some(Duration::from_micros(3)));
         assert_eq!(options.faults.max_rate, std::num::NonZeroU32::new(500));
+        assert_eq!(
+            options.broadcast,
+            Broadcast {
+                policy: Policy::Drop,
+                queue: NonZeroUsize::new(16).unwrap(),
+                tcp_relay: true
+            }
+        );
         assert_eq!(
             options.faults.stall,
             Some(Stall {
@@ -308,8 +381,13 @@ mod tests {
     /// Bad flags are refused by the parser (exit code 2), each naming the problem.
     #[test]
     fn bad_flags_are_refused() {
-        let cases: [(&[&str], &str); 7] = [
+        let cases: [(&[&str], &str); 9] = [
             (&[], "required"),
+            (&["tcp", "--make-cert", "dir"], "cannot be used with"),
+            (
+                &["tcp", "--broadcast-policy", "slow"],
+                "unknown broadcast policy `slow`",
+            ),
             (&["nginx"], "unknown server implementation `nginx`"),
             (&["tcp", "--close-after", "0"], "--close-after"),
             (&["tcp", "--delay", "soon"], "--delay"),
@@ -322,6 +400,17 @@ mod tests {
             assert_eq!(err.exit_code(), 2, "{args:?}");
             assert!(err.to_string().contains(needle), "{args:?}: {err}");
         }
+        let err = parse(&["axum-ws", "--broadcast"])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("--broadcast is for tcp; axum-ws relays on /broadcast without it"),
+            "{err}"
+        );
+        assert!(parse(&["tcp", "--broadcast"]).unwrap().check().is_ok());
         let err = parse(&["tcp", "--stall-every", "1s", "--stall-for", "2s"])
             .unwrap()
             .options()

@@ -11,6 +11,9 @@ use echobench_core::exit::server as exit;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    if let Err(err) = args.check() {
+        err.exit();
+    }
     init_logging();
     match cli::run(&args) {
         Ok(()) => ExitCode::from(exit::OK),

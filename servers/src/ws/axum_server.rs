@@ -1,6 +1,7 @@
 //! `axum-ws`: WebSocket through axum 0.8's `WebSocketUpgrade` extractor, as an axum
 //! application would write it, served by the shared hyper connection driver (which performs
-//! the HTTP upgrade). Non-upgrade requests get axum's rejection (400/405/426).
+//! the HTTP upgrade). `/ws` and `/` echo, `/broadcast` relays. Non-upgrade requests get axum's
+//! rejection (400/405/426).
 
 use std::io;
 use std::sync::Arc;
@@ -16,14 +17,17 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::EchoMessage;
+use super::{EchoMessage, relay};
 use crate::acceptor::{self, Accept};
+use crate::broadcast::Hub;
 use crate::fault::FaultPlan;
 use crate::options::Options;
 
 #[derive(Debug, Clone)]
 struct AppState {
     faults: Arc<FaultPlan>,
+    /// The `/broadcast` relay.
+    hub: Arc<Hub<Message>>,
     max_message: usize,
     /// Preallocated read buffer per connection (`None`: the library's default).
     read_buffer: Option<usize>,
@@ -44,11 +48,14 @@ pub async fn serve(
     let accept = Accept::new(&options, crate::http::ALPN)?;
     let faults = Arc::new(FaultPlan::new(options.faults));
     let sessions = TaskTracker::new();
+    let hub = Arc::new(Hub::new(options.broadcast));
     let router = Router::new()
         .route("/ws", any(upgrade))
         .route("/", any(upgrade))
+        .route("/broadcast", any(broadcast))
         .with_state(AppState {
             faults: Arc::clone(&faults),
+            hub: Arc::clone(&hub),
             max_message: options.max_message,
             read_buffer: options.ws_read_buffer,
             shutdown: shutdown.clone(),
@@ -74,10 +81,26 @@ pub async fn serve(
             "websocket sessions still open after the grace period"
         );
     }
+    hub.log_counts();
     Ok(())
 }
 
 async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    configured(&state, upgrade).on_upgrade(move |mut socket: WebSocket| async move {
+        let _session = state.sessions.token();
+        super::echo_session(&mut socket, &state.faults, &state.shutdown, close_for).await;
+    })
+}
+
+async fn broadcast(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    configured(&state, upgrade).on_upgrade(move |mut socket: WebSocket| async move {
+        let _session = state.sessions.token();
+        relay::broadcast_session(&mut socket, &state.hub, &state.shutdown, close_for).await;
+    })
+}
+
+/// The limits and read buffer every upgrade gets.
+fn configured(state: &AppState, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     let upgrade = match state.read_buffer {
         Some(bytes) => upgrade.read_buffer_size(bytes),
         None => upgrade,
@@ -85,10 +108,6 @@ async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Re
     upgrade
         .max_message_size(state.max_message)
         .max_frame_size(state.max_message)
-        .on_upgrade(move |mut socket: WebSocket| async move {
-            let _session = state.sessions.token();
-            super::echo_session(&mut socket, &state.faults, &state.shutdown, close_for).await;
-        })
 }
 
 /// axum wraps tungstenite's error; look through it to pick the close code.

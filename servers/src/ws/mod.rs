@@ -12,8 +12,12 @@
 //! | any other protocol violation | close 1002 (a close frame, never a dropped TCP connection) |
 //! | server shutdown | close 1001 |
 //! | `close_after` fault reached | close 1000 |
+//!
+//! `/broadcast` runs the relay session of [`relay`] instead (close 1008 for a subscriber too
+//! slow for its queue).
 
 pub mod axum_server;
+pub(crate) mod relay;
 pub mod tungstenite_server;
 
 use std::fmt::Display;
@@ -30,6 +34,10 @@ use crate::fault::FaultPlan;
 /// connection anyway.
 pub(crate) const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long writing a close frame may take: a peer that has stopped reading (a stalled
+/// broadcast subscriber) cannot take it, and is then dropped without it.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Close codes the servers send (RFC 6455 section 7.4.1).
 pub mod close_code {
     /// Normal closure: the `close_after` fault.
@@ -38,6 +46,8 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// Protocol error.
     pub const PROTOCOL: u16 = 1002;
+    /// Policy violation: a broadcast subscriber too slow for its queue.
+    pub const POLICY: u16 = 1008;
     /// Text message that is not valid UTF-8.
     pub const INVALID_PAYLOAD: u16 = 1007;
     /// Message too big.
@@ -130,13 +140,7 @@ where
             None => return Ending::Closed,
             Some(Err(err)) => {
                 tracing::debug!(%err, "websocket session failed");
-                return match close_code_of(&err) {
-                    Some((code, reason)) => match ws.send(M::close(code, reason)).await {
-                        Ok(()) => Ending::Failed(code),
-                        Err(_) => Ending::Dropped,
-                    },
-                    None => Ending::Dropped,
-                };
+                return failed(ws, &err, close_code_of).await;
             }
             Some(Ok(message)) if message.is_data() => {
                 faults.hold().await;
@@ -159,13 +163,34 @@ where
     }
 }
 
+/// After a read error: sends the close frame its kind calls for, if the connection can still
+/// take one.
+pub(crate) async fn failed<S, M, E>(
+    ws: &mut S,
+    err: &E,
+    close_code_of: impl Fn(&E) -> Option<(u16, &'static str)>,
+) -> Ending
+where
+    S: Sink<M, Error = E> + Unpin,
+    M: EchoMessage,
+{
+    match close_code_of(err) {
+        Some((code, reason)) => match ws.send(M::close(code, reason)).await {
+            Ok(()) => Ending::Failed(code),
+            Err(_) => Ending::Dropped,
+        },
+        None => Ending::Dropped,
+    }
+}
+
 /// Starts a close handshake and waits (bounded) for the peer's reply, so the close is clean.
-async fn close<S, M, E>(ws: &mut S, code: u16, reason: &'static str) -> Ending
+pub(crate) async fn close<S, M, E>(ws: &mut S, code: u16, reason: &'static str) -> Ending
 where
     S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Unpin,
     M: EchoMessage,
 {
-    if ws.send(M::close(code, reason)).await.is_err() {
+    let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, ws.send(M::close(code, reason))).await;
+    if !matches!(sent, Ok(Ok(()))) {
         return Ending::Dropped;
     }
     let reply = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {

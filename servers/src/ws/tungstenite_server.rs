@@ -1,5 +1,5 @@
 //! `tungstenite`: WebSocket on tokio-tungstenite directly, the WebSocket floor. The handshake
-//! accepts `/ws` and `/` (404 otherwise); requests that are not WebSocket upgrades are refused
+//! accepts `/ws` and `/` (echo) and `/broadcast` (the relay; 404 otherwise); requests that are not WebSocket upgrades are refused
 //! by tokio-tungstenite by closing the connection without a response.
 
 use std::io;
@@ -13,8 +13,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Message, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::{CLOSE_REPLY_TIMEOUT, EchoMessage, Ending};
+use super::{CLOSE_REPLY_TIMEOUT, EchoMessage, Ending, relay};
 use crate::acceptor::{self, Accept, Stream};
+use crate::broadcast::Hub;
 use crate::fault::FaultPlan;
 use crate::options::Options;
 
@@ -26,13 +27,20 @@ pub async fn serve(
 ) -> io::Result<()> {
     let accept = Accept::new(&options, crate::http::ALPN)?;
     let faults = Arc::new(FaultPlan::new(options.faults));
+    let hub = Arc::new(Hub::new(options.broadcast));
+    let relay_hub = Arc::clone(&hub);
     let config = config(options.max_message, options.ws_read_buffer);
     let header_timeout = options.header_timeout;
-    acceptor::run(listener, accept, shutdown, move |stream, peer, token| {
+    let served = acceptor::run(listener, accept, shutdown, move |stream, peer, token| {
         let faults = Arc::clone(&faults);
+        let hub = Arc::clone(&relay_hub);
         async move {
+            let mut route = Route::Echo;
+            // The signature is tungstenite's.
+            #[allow(clippy::result_large_err)]
+            let callback = |request: &Request, response| check_path(request, response, &mut route);
             let handshake =
-                tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config));
+                tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
             let accepted = tokio::select! {
                 () = token.cancelled() => return,
                 accepted = tokio::time::timeout(header_timeout, handshake) => accepted,
@@ -48,13 +56,22 @@ pub async fn serve(
                     return;
                 }
             };
-            let ending = super::echo_session(&mut ws, &faults, &token, super::close_for).await;
+            let ending = match route {
+                Route::Echo => {
+                    super::echo_session(&mut ws, &faults, &token, super::close_for).await
+                }
+                Route::Broadcast => {
+                    relay::broadcast_session(&mut ws, &hub, &token, super::close_for).await
+                }
+            };
             if let Ending::Failed(_) = ending {
                 finish_after_failure(ws.get_mut()).await;
             }
         }
     })
-    .await
+    .await;
+    hub.log_counts();
+    served
 }
 
 /// The library settings: the message limit applies to whole (reassembled) messages and to
@@ -69,14 +86,33 @@ pub(crate) fn config(max_message: usize, read_buffer: Option<usize>) -> WebSocke
     }
 }
 
-/// The handshake callback: only `/ws` and `/` are WebSocket endpoints.
+/// Which session a handshake asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `/ws` or `/`.
+    Echo,
+    /// `/broadcast`.
+    Broadcast,
+}
+
+/// The handshake callback: `/ws` and `/` echo, `/broadcast` relays; nothing else is a
+/// WebSocket endpoint.
 #[allow(clippy::result_large_err)] // the signature is tungstenite's
-fn check_path(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+fn check_path(
+    request: &Request,
+    response: Response,
+    route: &mut Route,
+) -> Result<Response, ErrorResponse> {
     match request.uri().path() {
         "/ws" | "/" => Ok(response),
+        "/broadcast" => {
+            *route = Route::Broadcast;
+            Ok(response)
+        }
         _ => {
-            let mut not_found =
-                ErrorResponse::new(Some("no WebSocket endpoint here; use /ws\n".into()));
+            let mut not_found = ErrorResponse::new(Some(
+                "no WebSocket endpoint here; use /ws (echo) or /broadcast\n".into(),
+            ));
             *not_found.status_mut() = StatusCode::NOT_FOUND;
             Err(not_found)
         }
