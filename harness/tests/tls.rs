@@ -100,7 +100,10 @@ fn tls_cells_count_their_handshakes() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(logs.iter().any(|f| f.starts_with("tcp-given") && f.ends_with(".cert.pem")));
+    assert!(
+        logs.iter()
+            .any(|f| f.starts_with("tcp-given") && f.ends_with(".cert.pem"))
+    );
     assert!(!logs.iter().any(|f| f.ends_with(".key.pem")), "{logs:?}");
 }
 
