@@ -112,6 +112,17 @@ pub struct Args {
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub pipeline: usize,
 
+    /// What the connections do: echo (send, wait for the echo, verify) or broadcast (every
+    /// connection subscribes to the relay at the URL, e.g. ws://HOST:PORT/broadcast or a tcp://
+    /// relay; --publishers of them publish at --rate in total, or each with --pipeline of its
+    /// own messages in flight; every receiver times every delivery).
+    #[arg(long, value_name = "KIND", default_value = "echo", value_parser = ["echo", "broadcast"])]
+    pub workload: String,
+
+    /// --workload broadcast: how many of the connections publish.
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub publishers: u32,
+
     /// Open at most N new connections per second, in total: the initial ramp and every
     /// replacement (-r) are paced, so a server's accept backlog is not flooded (whose dropped
     /// SYNs would be measured as seconds of connect latency). [default: as fast as possible]
@@ -274,6 +285,11 @@ impl Args {
             slo: self.slo.clone(),
             slo_abort: self.slo_abort,
             tls: self.tls(),
+            broadcast: (self.workload == "broadcast").then_some(
+                echobench_core::broadcast::BroadcastConfig {
+                    publishers: self.publishers,
+                },
+            ),
             ..defaults
         }
     }

@@ -23,6 +23,7 @@
 //! # Ok::<(), echo_client::run::RunError>(())
 //! ```
 
+pub mod broadcast;
 pub mod cli;
 pub mod error;
 pub mod export;

@@ -105,6 +105,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Report, RunError
     let target = Target::for_config(&config)?;
     check_open_files(config.peak_connections())?;
     preflight(&target, &config).await?;
+    if config.broadcast.is_some() {
+        return broadcast(config, target, options).await;
+    }
     match target.protocol {
         Protocol::Http => drive::<HttpConnection>(config, target, options).await,
         Protocol::WebSocket => drive::<WsConnection>(config, target, options).await,
@@ -500,6 +503,39 @@ fn offer(config: &Config, timeline: &mut [Second]) {
             None => rate * second.duration.as_secs_f64(),
         });
     }
+}
+
+/// `--workload broadcast` (see [`crate::broadcast`]): its deliveries are the report's round
+/// trips and their latency its round-trip latency; the counts are in `report.broadcast`.
+async fn broadcast(
+    config: Config,
+    target: Target,
+    options: RunOptions,
+) -> Result<Report, RunError> {
+    let interrupt = options.interrupt.unwrap_or_default();
+    let local = tokio::task::LocalSet::new();
+    let outcome = local
+        .run_until(Box::pin(crate::broadcast::run(
+            &config, &target, &interrupt,
+        )))
+        .await
+        .map_err(RunError::Setup)?;
+    let mut m = Measurement::new(outcome.started_at, false);
+    m.measured = outcome.measured;
+    m.interrupted = outcome.interrupted;
+    m.counts.round_trips = outcome.summary.delivered;
+    m.counts.connections_opened = u64::from(config.connections);
+    m.errors = outcome.errors;
+    m.latencies.round_trip = outcome.delivery;
+    let allowed_cpus = monitor::allowed_cpus();
+    m.cpu.threads = 1;
+    m.cpu.capacity_cpus = 1.0;
+    m.cpu.allowed_cpus = allowed_cpus;
+    m.cpu.process = outcome.bracket.cpu;
+    m.steal_percent = outcome.bracket.steal_percent;
+    let mut report = report(&config, &target, 1, &m);
+    report.broadcast = Some(outcome.summary);
+    Ok(report)
 }
 
 /// The report of a finished run.

@@ -87,41 +87,10 @@ fn stage_rows(out: &mut String, report: &Report) {
     let _ = writeln!(out);
 }
 
-/// The summary text for `report`.
-pub fn render(report: &Report) -> String {
+/// The echo workload's rows: round trips, transfer, connections, TLS, late sends, latency.
+fn echo_rows(out: &mut String, report: &Report) {
     let c = &report.config;
     let s = &report.summary;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "echo-client {}: {} ({} at {})",
-        report.tool.version, report.target.url, report.target.protocol, report.target.addr
-    );
-    let lifetime = match c.roundtrips {
-        0 => "each kept for the whole run".to_owned(),
-        r => format!("each replaced after {r} round trips"),
-    };
-    let mode = match c.rate {
-        Some(rate) => format!("open loop at {rate} round trips/s"),
-        None => "closed loop".to_owned(),
-    };
-    let _ = writeln!(
-        out,
-        "  {} connections, {lifetime}; {}-byte messages; {mode}; {} threads",
-        c.connections, c.size, c.threads
-    );
-    let _ = writeln!(
-        out,
-        "  measured {:.2}s after a {} warmup{}",
-        report.measured_s,
-        humantime::format_duration(c.warmup),
-        if report.interrupted {
-            " (interrupted)"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(out);
     let _ = writeln!(
         out,
         "  Round trips  {} completed, {:.1}/s",
@@ -179,25 +148,108 @@ pub fn render(report: &Report) -> String {
     } else {
         "round trip"
     };
-    latency_row(&mut out, round_trip_name, &report.latency.round_trip);
+    latency_row(out, round_trip_name, &report.latency.round_trip);
     if let Some(corrected) = &report.latency.corrected {
-        latency_row(&mut out, "corrected", corrected);
+        latency_row(out, "corrected", corrected);
     }
     if let Some(lag) = &report.latency.send_lag {
-        latency_row(&mut out, "send lag", lag);
+        latency_row(out, "send lag", lag);
     }
-    latency_row(&mut out, "connect", &report.latency.connect);
+    latency_row(out, "connect", &report.latency.connect);
     if let Some(phases) = &report.latency.connect_phases {
-        latency_row(&mut out, "  tcp", &phases.tcp);
+        latency_row(out, "  tcp", &phases.tcp);
         if let Some(tls) = &phases.tls {
-            latency_row(&mut out, "  tls", tls);
+            latency_row(out, "  tls", tls);
         }
         if let Some(upgrade) = &phases.upgrade {
-            latency_row(&mut out, "  upgrade", upgrade);
+            latency_row(out, "  upgrade", upgrade);
         }
     }
     let _ = writeln!(out);
-    stage_rows(&mut out, report);
+    stage_rows(out, report);
+}
+
+/// `--workload broadcast`: what was published and delivered, exactly, and the latencies.
+fn broadcast_rows(out: &mut String, b: &echobench_core::broadcast::BroadcastSummary) {
+    let _ = writeln!(
+        out,
+        "  Broadcast    {} published by {} of {} subscribers; {} of {} deliveries ({:.1}/s){}",
+        count(b.published),
+        b.publishers,
+        b.subscribers,
+        count(b.delivered),
+        count(b.deliveries_expected),
+        b.deliveries_per_s,
+        if b.drained {
+            ""
+        } else {
+            "; NOT drained within --timeout"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "               {} missing, {} duplicated, {} out of order, {} malformed; {} subscribers dropped",
+        count(b.missing),
+        count(b.duplicated),
+        count(b.out_of_order),
+        count(b.malformed),
+        count(b.subscribers_dropped)
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  Latency     {:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "p50", "p90", "p99", "p99.9", "p99.99", "max"
+    );
+    latency_row(out, "delivery", &b.delivery);
+    latency_row(out, "slowest sub", &b.slowest);
+    let _ = writeln!(out);
+}
+
+/// The summary text for `report`.
+pub fn render(report: &Report) -> String {
+    let c = &report.config;
+    let s = &report.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "echo-client {}: {} ({} at {})",
+        report.tool.version, report.target.url, report.target.protocol, report.target.addr
+    );
+    let lifetime = match c.roundtrips {
+        0 => "each kept for the whole run".to_owned(),
+        r => format!("each replaced after {r} round trips"),
+    };
+    let mode = match (c.rate, c.broadcast.is_some()) {
+        (Some(rate), false) => format!("open loop at {rate} round trips/s"),
+        (None, false) => "closed loop".to_owned(),
+        (Some(rate), true) => format!("broadcast, {rate} messages/s published in total"),
+        (None, true) => format!(
+            "broadcast, closed loop: {} of each publisher's own messages in flight",
+            c.pipeline
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "  {} connections, {lifetime}; {}-byte messages; {mode}; {} threads",
+        c.connections, c.size, c.threads
+    );
+    let _ = writeln!(
+        out,
+        "  measured {:.2}s after a {} warmup{}",
+        report.measured_s,
+        humantime::format_duration(c.warmup),
+        if report.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(out);
+    match &report.broadcast {
+        Some(b) => broadcast_rows(&mut out, b),
+        None => echo_rows(&mut out, report),
+    }
     if report.errors.kinds.is_empty() {
         let _ = writeln!(out, "  Errors       none");
     } else {

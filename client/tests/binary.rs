@@ -88,6 +88,47 @@ fn completed_run_exits_zero() {
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 2);
 }
 
+/// `--workload broadcast` prints what was published and delivered, exactly, and exits 0.
+#[test]
+fn broadcast_summary() {
+    let srv = Fixture::builder(Impl::AxumWs).start_blocking().unwrap();
+    let url = srv.broadcast_url().unwrap();
+    let output = client(&[
+        &url,
+        "--workload",
+        "broadcast",
+        "-c",
+        "4",
+        "--publishers",
+        "2",
+        "--pipeline",
+        "2",
+        "-s",
+        "64",
+        "-d",
+        "500ms",
+        "--warmup",
+        "100ms",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("broadcast, closed loop: 2 of each publisher's own messages in flight"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(" published by 2 of 4 subscribers; "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "0 missing, 0 duplicated, 0 out of order, 0 malformed; 0 subscribers dropped"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  slowest sub "), "{stdout}");
+}
+
 /// Bad flags, a non-loopback target and an unreachable one each have their exit code and a
 /// one-line error naming the input.
 #[test]
@@ -98,7 +139,17 @@ fn failures_have_their_exit_codes() {
         .unwrap()
         .port();
     let unreachable = format!("tcp://127.0.0.1:{free_port}");
-    let cases: [(&[&str], i32, &str); 9] = [
+    let cases: [(&[&str], i32, &str); 11] = [
+        (
+            &["ws://127.0.0.1:1/broadcast", "--workload", "broadcast"],
+            2,
+            "--workload broadcast needs --size 41 or more",
+        ),
+        (
+            &["ws://127.0.0.1:1/", "--workload", "fanout"],
+            2,
+            "invalid value 'fanout' for '--workload <KIND>'",
+        ),
         (
             &["http://127.0.0.1:1/", "-c", "0"],
             2,

@@ -161,6 +161,9 @@ pub struct Config {
     /// TLS settings, present when the URL is `https://`, `wss://` or `tls://`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// `--workload broadcast`: subscribe every connection to a relay and publish from some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<crate::broadcast::BroadcastConfig>,
 }
 
 fn one() -> usize {
@@ -201,6 +204,7 @@ impl Config {
             slo: None,
             slo_abort: None,
             tls: None,
+            broadcast: None,
         }
     }
 
@@ -224,6 +228,9 @@ impl Config {
 
     /// Checks the settings against each other; the message names the flag to change.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(broadcast) = &self.broadcast {
+            broadcast.validate(self)?;
+        }
         if !(1..=MAX_PIPELINE).contains(&self.pipeline) {
             return Err(ConfigError::Invalid(format!(
                 "--pipeline must be between 1 and {MAX_PIPELINE} messages in flight, not {}",

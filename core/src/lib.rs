@@ -10,6 +10,7 @@
 //! It holds no async runtime, no sockets and no command-line parsing: a crate that needs one of
 //! those is not the boundary (ARCHITECTURE.md).
 
+pub mod broadcast;
 pub mod config;
 pub mod error;
 pub mod exit;

@@ -56,6 +56,9 @@ pub struct Report {
     /// With `--stages`: one entry per stage reached, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageOutcome>,
+    /// `--workload broadcast`: deliveries, their exact counts and latencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<crate::broadcast::BroadcastSummary>,
     /// One entry per second of the measured window: counts, p50/p99, and the second's
     /// histograms (see [`Second`]).
     pub timeline: Vec<Second>,
@@ -505,6 +508,7 @@ impl Report {
             },
             slo,
             stages: stage_outcomes(&context.config, m),
+            broadcast: None,
             timeline: m.timeline.clone(),
             histograms: Histograms {
                 round_trip: encode(&m.latencies.round_trip),

@@ -24,6 +24,8 @@ pub struct FixtureBuilder {
     addr: SocketAddr,
     /// `.tls()`: make an identity at start (unless one was given).
     tls: bool,
+    /// `.relay()` was asked of an HTTP implementation.
+    no_relay: bool,
 }
 
 impl FixtureBuilder {
@@ -123,6 +125,20 @@ impl FixtureBuilder {
         self
     }
 
+    /// A broadcast relay of this implementation, whatever its protocol needs: `tcp_relay` for
+    /// `Impl::Tcp`, nothing more for the WebSocket servers (`/broadcast`); an HTTP server has
+    /// no relay, and `start` then fails. Its URL is [`Fixture::broadcast_url`].
+    pub fn relay(self) -> Self {
+        match self.implementation.protocol() {
+            crate::Protocol::Tcp => self.tcp_relay(),
+            crate::Protocol::WebSocket => self,
+            crate::Protocol::Http => Self {
+                no_relay: true,
+                ..self
+            },
+        }
+    }
+
     /// Listens on `addr` instead of `127.0.0.1:0`.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -132,6 +148,15 @@ impl FixtureBuilder {
     /// The options to serve with, an identity made if `.tls()` asked for one, validated.
     fn prepared(mut self) -> io::Result<Self> {
         let invalid = |err: crate::OptionsError| io::Error::new(io::ErrorKind::InvalidInput, err);
+        if self.no_relay {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is an HTTP server and has no broadcast relay; use a WebSocket or tcp implementation",
+                    self.implementation
+                ),
+            ));
+        }
         if self.options.broadcast.tcp_relay && self.implementation != Impl::Tcp {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -223,6 +248,7 @@ impl Fixture {
             options: Options::default(),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             tls: false,
+            no_relay: false,
         }
     }
 

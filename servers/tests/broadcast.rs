@@ -126,13 +126,11 @@ impl Sub {
 }
 
 async fn relay(implementation: Impl) -> Fixture {
-    let builder = Fixture::builder(implementation);
-    let builder = if implementation == Impl::Tcp {
-        builder.tcp_relay()
-    } else {
-        builder
-    };
-    builder.start().await.unwrap()
+    Fixture::builder(implementation)
+        .relay()
+        .start()
+        .await
+        .unwrap()
 }
 
 /// `LARGE` bytes whose first 8 are `n`.
@@ -261,15 +259,13 @@ async fn a_subscriber_that_stops_reading_gets_the_policy() {
     for implementation in [Impl::Tungstenite, Impl::AxumWs, Impl::Tcp] {
         for policy in [Policy::Drop, Policy::Disconnect] {
             let what = format!("{implementation} {}", policy.name());
-            let builder = Fixture::builder(implementation)
+            let srv = Fixture::builder(implementation)
+                .relay()
                 .broadcast_policy(policy)
-                .broadcast_queue(16);
-            let builder = if implementation == Impl::Tcp {
-                builder.tcp_relay()
-            } else {
-                builder
-            };
-            let srv = builder.start().await.unwrap();
+                .broadcast_queue(16)
+                .start()
+                .await
+                .unwrap();
             let mut slow = Sub::join(&srv, true).await;
             assert!(slow.round_trip(b"slow joined").await.is_empty());
             let mut publisher = Sub::join(&srv, false).await;
@@ -344,7 +340,8 @@ async fn a_subscriber_that_stops_reading_gets_the_policy() {
     }
 }
 
-/// The relay refuses what is not a subscriber: HTTP servers have no broadcast URL, a TCP
+/// The relay refuses what is not a subscriber: HTTP servers have no broadcast URL (and no
+/// relay to ask for), a TCP
 /// frame over the limit closes that connection only, and tcp_relay on a WebSocket server is
 /// refused at start.
 #[tokio::test]
@@ -352,6 +349,15 @@ async fn what_is_not_a_relay() {
     let http = Fixture::builder(Impl::Hyper).start().await.unwrap();
     assert_eq!(http.broadcast_url(), None);
     http.shutdown().await.unwrap();
+    let err = Fixture::builder(Impl::Axum)
+        .relay()
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "axum is an HTTP server and has no broadcast relay; use a WebSocket or tcp implementation"
+    );
     for implementation in WS {
         let err = Fixture::builder(implementation)
             .tcp_relay()
