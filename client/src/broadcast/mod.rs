@@ -66,19 +66,7 @@ async fn open(target: &Target, size: usize) -> Result<(Reader, Writer), Failure>
             let config = WebSocketConfig::default()
                 .max_message_size(Some(limit))
                 .max_frame_size(Some(limit));
-            let (ws, _) = tokio_tungstenite::client_async_with_config(
-                target.url.as_str(),
-                stream,
-                Some(config),
-            )
-            .await
-            .map_err(|err| Failure::HandshakeFailed {
-                status: match &err {
-                    tokio_tungstenite::tungstenite::Error::Http(r) => Some(r.status().as_u16()),
-                    _ => None,
-                },
-                detail: err.to_string(),
-            })?;
+            let ws = crate::protocol::ws::upgrade(target, stream, config).await?;
             let (sink, stream) = ws.split();
             Ok((Reader::Ws(stream), Writer::Ws(sink)))
         }
@@ -168,7 +156,6 @@ struct State {
     fanout: Fanout,
     delivery: Histogram<u64>,
     slowest: Histogram<u64>,
-    delivered: u64,
     duplicated: u64,
     out_of_order: u64,
     malformed: u64,
@@ -248,7 +235,6 @@ impl State {
                 if arrival == Arrival::Late {
                     self.out_of_order += 1;
                 }
-                self.delivered += 1;
                 self.had[subscriber] += 1;
                 latency::record(&mut self.delivery, latency);
                 if let Some(slowest) = self.fanout.delivered(stamp.publisher, stamp.seq, latency) {
@@ -285,7 +271,6 @@ pub(crate) async fn run(
         fanout: Fanout::new(0),
         delivery: latency::histogram(),
         slowest: latency::histogram(),
-        delivered: 0,
         duplicated: 0,
         out_of_order: 0,
         malformed: 0,
@@ -544,18 +529,19 @@ async fn publish(
     };
     let bracket = window.close();
     let s = state.borrow();
+    let delivered: u64 = s.had.iter().sum();
     let summary = BroadcastSummary {
         subscribers,
         publishers: publishers as u32,
         published,
         deliveries_expected: expected,
-        delivered: s.delivered,
-        missing: expected.saturating_sub(s.delivered),
+        delivered,
+        missing: expected.saturating_sub(delivered),
         duplicated: s.duplicated,
         out_of_order: s.out_of_order,
         subscribers_dropped: s.dropped,
         malformed: s.malformed,
-        deliveries_per_s: s.delivered as f64 / measured.as_secs_f64().max(1e-9),
+        deliveries_per_s: delivered as f64 / measured.as_secs_f64().max(1e-9),
         drained,
         delivery: Percentiles::of(&s.delivery),
         slowest: Percentiles::of(&s.slowest),

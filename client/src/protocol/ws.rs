@@ -36,6 +36,33 @@ pub fn frame_len(len: usize, masked: bool) -> usize {
     2 + extended + if masked { 4 } else { 0 } + len
 }
 
+/// The WebSocket upgrade of `target.url` over `stream` with `config`; a refused or broken
+/// handshake is a `HandshakeFailed` saying which.
+pub(crate) async fn upgrade(
+    target: &Target,
+    stream: Stream,
+    config: WebSocketConfig,
+) -> Result<WebSocketStream<Stream>, Failure> {
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(config))
+            .await
+            .map_err(|err| match err {
+                WsError::Http(response) => Failure::HandshakeFailed {
+                    status: Some(response.status().as_u16()),
+                    detail: "the server refused the WebSocket upgrade".to_owned(),
+                },
+                WsError::Io(err) => Failure::HandshakeFailed {
+                    status: None,
+                    detail: err.to_string(),
+                },
+                other => Failure::HandshakeFailed {
+                    status: None,
+                    detail: other.to_string(),
+                },
+            })?;
+    Ok(ws)
+}
+
 /// The read buffer each connection preallocates: room for the echo frames in flight (one, or
 /// `--pipeline` of them), at least 4 KiB, at most tungstenite's default of 128 KiB. The
 /// default for every connection costs 128 KiB of memory traffic per connection (tungstenite
@@ -72,26 +99,7 @@ impl Connection for WsConnection {
             .read_buffer_size(read_buffer(config.size, config.pipeline))
             .max_message_size(Some(limit))
             .max_frame_size(Some(limit));
-        let (ws, _response) = tokio_tungstenite::client_async_with_config(
-            target.url.as_str(),
-            stream,
-            Some(ws_config),
-        )
-        .await
-        .map_err(|err| match err {
-            WsError::Http(response) => Failure::HandshakeFailed {
-                status: Some(response.status().as_u16()),
-                detail: "the server refused the WebSocket upgrade".to_owned(),
-            },
-            WsError::Io(err) => Failure::HandshakeFailed {
-                status: None,
-                detail: err.to_string(),
-            },
-            other => Failure::HandshakeFailed {
-                status: None,
-                detail: other.to_string(),
-            },
-        })?;
+        let ws = upgrade(target, stream, ws_config).await?;
         opened.upgrade = Some(began.elapsed());
         let mut payload = vec![0; config.size];
         message::fill(&mut payload);

@@ -1,6 +1,7 @@
 //! `tungstenite`: WebSocket on tokio-tungstenite directly, the WebSocket floor. The handshake
-//! accepts `/ws` and `/` (echo) and `/broadcast` (the relay; 404 otherwise); requests that are not WebSocket upgrades are refused
-//! by tokio-tungstenite by closing the connection without a response.
+//! accepts `/ws` and `/` (echo) and `/broadcast` (the relay; 404 otherwise); requests that are
+//! not WebSocket upgrades are refused by tokio-tungstenite by closing the connection without a
+//! response.
 
 use std::io;
 use std::sync::Arc;
