@@ -525,6 +525,8 @@ async fn broadcast(
     m.interrupted = outcome.interrupted;
     m.counts.round_trips = outcome.summary.delivered;
     m.counts.connections_opened = u64::from(config.connections);
+    m.counts.pacer_late_sends = outcome.pacer_late;
+    m.cpu.idle_spin = outcome.idle_spin;
     m.errors = outcome.errors;
     m.latencies.round_trip = outcome.delivery;
     let allowed_cpus = monitor::allowed_cpus();
@@ -534,6 +536,33 @@ async fn broadcast(
     m.cpu.process = outcome.bracket.cpu;
     m.steal_percent = outcome.bracket.steal_percent;
     let mut report = report(&config, &target, 1, &m);
+    // The CPU bracket spans the window and the drain, and one thread does all the work: its
+    // use is the CPU over that span (not over the window alone, which a long drain would
+    // push past 100%).
+    let span = outcome.bracket.elapsed.as_secs_f64();
+    if span > 0.0 {
+        let used = outcome
+            .bracket
+            .cpu
+            .saturating_sub(outcome.idle_spin)
+            .as_secs_f64()
+            / span;
+        report.client.utilization = used;
+        report.client.max_thread_utilization = used;
+        report.flags.client_saturated = used > echobench_core::thresholds::CLIENT_SATURATED;
+    }
+    // What --slo means here: the deliveries, not the publishes (see BroadcastSummary::judge).
+    if let Some(slo) = &config.slo {
+        let checks =
+            outcome
+                .summary
+                .judge(slo, &m.latencies.round_trip, outcome.measured, config.rate);
+        report.slo = Some(echobench_core::report::SloOutcome {
+            met: checks.iter().all(|c| c.met),
+            checks,
+            aborted: false,
+        });
+    }
     report.broadcast = Some(outcome.summary);
     Ok(report)
 }

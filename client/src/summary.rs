@@ -173,7 +173,7 @@ fn echo_rows(out: &mut String, report: &Report) {
 fn broadcast_rows(out: &mut String, b: &echobench_core::broadcast::BroadcastSummary) {
     let _ = writeln!(
         out,
-        "  Broadcast    {} published by {} of {} subscribers; {} of {} deliveries ({:.1}/s){}",
+        "  Broadcast    {} published by {} of {} subscribers; {} of {} deliveries ({:.1}/s arrived in the window){}",
         count(b.published),
         b.publishers,
         b.subscribers,

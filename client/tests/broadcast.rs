@@ -12,6 +12,7 @@ use echo_client::Config;
 use echo_client::run::{RunError, RunOptions, run};
 use echo_servers::{Fixture, Impl, Policy};
 use echobench_core::broadcast::BroadcastConfig;
+use echobench_core::slo::Slo;
 
 fn config(url: String, connections: u32, publishers: u32, rate: Option<f64>) -> Config {
     Config {
@@ -106,7 +107,7 @@ async fn dropped_subscribers_are_accounted_for() {
 async fn what_is_not_a_broadcast() {
     let relay = relay(Impl::Tungstenite).await;
     let url = relay.broadcast_url().unwrap();
-    let cases: [(Config, &str); 4] = [
+    let cases: [(Config, &str); 5] = [
         (
             Config {
                 size: 32,
@@ -131,6 +132,14 @@ async fn what_is_not_a_broadcast() {
                 ..config(url.clone(), 4, 1, None)
             },
             "drop --ws-mode text",
+        ),
+        (
+            Config {
+                slo: Some(Slo::parse("p95<=500ms").unwrap()),
+                slo_abort: Some(Duration::from_secs(1)),
+                ..config(url.clone(), 4, 1, None)
+            },
+            "--slo-abort does not apply to --workload broadcast",
         ),
     ];
     for (config, needle) in cases {
@@ -185,4 +194,43 @@ async fn a_relay_that_lies_about_lengths() {
         "{text}"
     );
     liar.abort();
+}
+
+/// `--slo` is judged on deliveries. A relay that lets at most 300 deliveries/s leave, offered
+/// 4 subscribers x 150 messages/s = 600/s, sustains half of it whatever the host does: `rate`
+/// is breached, while every delivery still arrives by the end of the drain, so `errors` holds.
+/// Without the limit the same load holds both.
+#[tokio::test]
+async fn slo_on_deliveries() {
+    let slo = Slo::parse("errors<=0%,rate>=80%").unwrap();
+    for (max_rate, met) in [(300, false), (0, true)] {
+        let srv = Fixture::builder(Impl::Tcp)
+            .relay()
+            .max_rate(max_rate)
+            .start()
+            .await
+            .unwrap();
+        let config = Config {
+            slo: Some(slo.clone()),
+            timeout: Duration::from_secs(10),
+            ..config(srv.broadcast_url().unwrap(), 4, 1, Some(150.0))
+        };
+        let report = run(config, RunOptions::default()).await.unwrap();
+        let b = report.broadcast.clone().unwrap();
+        let outcome = report.slo.expect("judged");
+        assert_eq!(outcome.checks.len(), 2);
+        assert!(outcome.checks[0].met, "max rate {max_rate}: {outcome:?}");
+        assert_eq!(
+            outcome.checks[1].met, met,
+            "max rate {max_rate}: {outcome:?} {b:?}"
+        );
+        assert_eq!(outcome.met, met);
+        assert_eq!(b.delivered, b.deliveries_expected, "{b:?}");
+        assert!(b.arrived_in_window <= b.delivered + 4 * 60, "{b:?}");
+        if max_rate > 0 {
+            // At most 300/s over the window, plus the timer's early allowance.
+            assert!(b.deliveries_per_s <= 300.0 * 1.05, "{b:?}");
+        }
+        srv.shutdown().await.unwrap();
+    }
 }

@@ -5,8 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use hdrhistogram::Histogram;
+
 use crate::config::{Config, ConfigError};
 use crate::latency::Percentiles;
+use crate::slo::{Metric, Slo, SloCheck, Window};
 
 /// The smallest broadcast message: a marker, the publisher, the sequence number and the send
 /// time in hex.
@@ -37,6 +40,11 @@ impl BroadcastConfig {
         if config.roundtrips != 0 || config.total.is_some() || config.stages.is_some() {
             return invalid(
                 "--roundtrips, --total and --stages do not apply to --workload broadcast: its subscribers stay connected for the whole run".to_owned(),
+            );
+        }
+        if config.slo_abort.is_some() {
+            return invalid(
+                "--slo-abort does not apply to --workload broadcast: its --slo is judged once, over the drained window".to_owned(),
             );
         }
         if config.ws_mode == crate::config::WsMode::Text {
@@ -73,7 +81,12 @@ pub struct BroadcastSummary {
     pub subscribers_dropped: u64,
     /// Arrivals that were not one of the run's messages (wrong length, header or contents).
     pub malformed: u64,
-    /// Deliveries per second of the measured window.
+    /// Arrivals of any published message (warmup's included) while the window lasted: what
+    /// the relay sustained, beside `delivered`, which also counts the window's messages that
+    /// arrived during the drain.
+    #[serde(default)]
+    pub arrived_in_window: u64,
+    /// `arrived_in_window` per second of the measured window.
     pub deliveries_per_s: f64,
     /// Whether every expected delivery had arrived (or was known lost) when the drain ended.
     pub drained: bool,
@@ -82,4 +95,89 @@ pub struct BroadcastSummary {
     /// From each message's send to its arrival at the last subscriber to get it (messages
     /// that reached every subscriber).
     pub slowest: Percentiles,
+}
+
+impl BroadcastSummary {
+    /// Deliveries that failed: missing, duplicated or malformed, plus one per subscriber the
+    /// relay dropped (it may have had every message and still be a failure of the relay).
+    pub fn failed_deliveries(&self) -> u64 {
+        self.missing + self.duplicated + self.malformed + self.subscribers_dropped
+    }
+
+    /// `--slo` judged on deliveries: latency percentiles of the delivery latency; `errors`
+    /// the failed deliveries over the expected ones; `rate` the deliveries that arrived in the
+    /// window over those offered (`--rate` x subscribers, open loop only); `late` is 0, since
+    /// no publish waits for an answer.
+    pub fn judge(
+        &self,
+        slo: &Slo,
+        delivery: &Histogram<u64>,
+        measured: std::time::Duration,
+        rate: Option<f64>,
+    ) -> Vec<SloCheck> {
+        let offered = rate.map(|r| r * f64::from(self.subscribers));
+        let counted = Window {
+            round_trips: self.delivered,
+            errors: self.failed_deliveries(),
+            late_sends: 0,
+            duration: measured,
+            latency: delivery,
+        };
+        let sustained = Window {
+            round_trips: self.arrived_in_window,
+            ..counted
+        };
+        let by_count = slo.judge(counted, offered);
+        let by_arrival = slo.judge(sustained, offered);
+        slo.limits
+            .iter()
+            .zip(by_count.into_iter().zip(by_arrival))
+            .map(|(limit, (count, arrival))| match limit.metric {
+                Metric::Rate => arrival,
+                Metric::Percentile(_) | Metric::Errors | Metric::Late => count,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::latency;
+
+    /// Judged on deliveries: 1,000 expected of which 10 missing is 1% errors (with a dropped
+    /// subscriber), 900 arrivals in a 1 s window of 10/s x 100 subscribers offered is 90%.
+    #[test]
+    fn judges_deliveries() {
+        let mut delivery = latency::histogram();
+        for ms in 1..=100u64 {
+            latency::record(&mut delivery, ms * 1_000_000);
+        }
+        let summary = BroadcastSummary {
+            subscribers: 100,
+            publishers: 1,
+            published: 10,
+            deliveries_expected: 1_000,
+            delivered: 990,
+            missing: 9,
+            duplicated: 0,
+            out_of_order: 0,
+            subscribers_dropped: 1,
+            malformed: 0,
+            arrived_in_window: 900,
+            deliveries_per_s: 900.0,
+            drained: true,
+            delivery: Percentiles::of(&delivery),
+            slowest: Percentiles::of(&delivery),
+        };
+        let slo =
+            Slo::parse("p95<=100ms,p95<90ms,errors<=1%,errors<1%,rate>=90%,rate>=91%").unwrap();
+        let checks = summary.judge(&slo, &delivery, Duration::from_secs(1), Some(10.0));
+        let met: Vec<bool> = checks.iter().map(|c| c.met).collect();
+        assert_eq!(met, [true, false, true, false, true, false], "{checks:?}");
+        let closed = summary.judge(&slo, &delivery, Duration::from_secs(1), None);
+        assert_eq!(closed[4].shown, "nothing measured");
+    }
 }

@@ -55,6 +55,68 @@ pub struct CellSummary {
     pub noisy: bool,
     /// Some trial's client was saturated.
     pub client_saturated: bool,
+    /// A broadcast cell's deliveries (its `latency` is the delivery latency).
+    pub broadcast: Option<BroadcastCell>,
+}
+
+/// A broadcast cell over its ok trials: counts summed, rates as medians.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BroadcastCell {
+    /// Messages published in the measured windows.
+    pub published: u64,
+    /// Deliveries expected (published x subscribers).
+    pub deliveries_expected: u64,
+    /// Delivered, once drained.
+    pub delivered: u64,
+    /// Expected but never delivered.
+    pub missing: u64,
+    /// Delivered twice or more.
+    pub duplicated: u64,
+    /// Arrived after a later message of the same publisher.
+    pub out_of_order: u64,
+    /// Not one of the run's messages.
+    pub malformed: u64,
+    /// Subscribers the relay dropped.
+    pub subscribers_dropped: u64,
+    /// Trials whose drain ran out of time.
+    pub undrained: usize,
+    /// Deliveries per second that arrived in the window.
+    pub deliveries_per_s: Option<Spread>,
+    /// Per trial, the p99 of the time until a message's last subscriber had it, ns.
+    pub slowest_p99_ns: Option<Spread>,
+}
+
+fn broadcast(reports: &[&echobench_core::Report]) -> Option<BroadcastCell> {
+    let all: Vec<&echobench_core::broadcast::BroadcastSummary> = reports
+        .iter()
+        .filter_map(|r| r.broadcast.as_ref())
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    let sum = |f: fn(&echobench_core::broadcast::BroadcastSummary) -> u64| -> u64 {
+        all.iter().map(|b| f(b)).sum()
+    };
+    Some(BroadcastCell {
+        published: sum(|b| b.published),
+        deliveries_expected: sum(|b| b.deliveries_expected),
+        delivered: sum(|b| b.delivered),
+        missing: sum(|b| b.missing),
+        duplicated: sum(|b| b.duplicated),
+        out_of_order: sum(|b| b.out_of_order),
+        malformed: sum(|b| b.malformed),
+        subscribers_dropped: sum(|b| b.subscribers_dropped),
+        undrained: all.iter().filter(|b| !b.drained).count(),
+        deliveries_per_s: stats::spread(
+            &all.iter().map(|b| b.deliveries_per_s).collect::<Vec<_>>(),
+        ),
+        slowest_p99_ns: stats::spread(
+            &all.iter()
+                .filter(|b| b.slowest.count > 0)
+                .map(|b| b.slowest.p99 as f64)
+                .collect::<Vec<_>>(),
+        ),
+    })
 }
 
 /// Summarises every cell, in the order cells first appear, from its latest attempt.
@@ -156,6 +218,7 @@ fn summarise_cell(cell: &Cell, attempt: u32, trials: &[&TrialResult]) -> CellSum
             .iter()
             .filter_map(|t| t.report.as_deref())
             .any(|r| r.flags.client_saturated),
+        broadcast: broadcast(&reports),
     }
 }
 
@@ -198,6 +261,7 @@ mod tests {
             rate: None,
             of_capacity: None,
             tls_resume: false,
+            publishers: None,
         }
     }
 

@@ -63,6 +63,14 @@ pub fn arguments(
         args.push("--payload".into());
         args.push("json".into());
     }
+    if let Some(publishers) = cell.publishers {
+        args.extend([
+            "--workload".into(),
+            "broadcast".into(),
+            "--publishers".into(),
+            publishers.to_string(),
+        ]);
+    }
     args
 }
 

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use echobench_core::Protocol;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::capacity::settings::{Mode, SearchSection, SloSection};
+use crate::workload::Workload;
 
 /// The configuration built into the binary (`default.toml`).
 pub const DEFAULT: &str = include_str!("default.toml");
@@ -128,6 +129,11 @@ pub struct ServerSpec {
     pub env: BTreeMap<String, String>,
     /// Working directory (relative to the config file's folder).
     pub cwd: Option<PathBuf>,
+    /// What it serves: `echo` (default), `broadcast` (a relay), or both.
+    #[serde(default = "crate::workload::default_workloads")]
+    pub workloads: Vec<Workload>,
+    /// A WebSocket relay's path for broadcast cells (default `/broadcast`).
+    pub broadcast_path: Option<String>,
 }
 
 /// `[[matrix]]`: cells = servers x connections x size x roundtrips x rate.
@@ -161,6 +167,14 @@ pub struct MatrixSpec {
     pub servers: Option<Vec<String>>,
     /// Only servers of these protocols; default: all.
     pub protocols: Option<Vec<Protocol>>,
+    /// What the cells load: `echo` (default) or `broadcast` (then `connections` counts the
+    /// subscribers and `rate` the messages published per second in total), on the servers
+    /// whose `workloads` include it.
+    #[serde(default)]
+    pub workload: Workload,
+    /// Broadcast: how many of the subscribers publish (each a cell).
+    #[serde(default = "crate::workload::default_publishers")]
+    pub publishers: Vec<u32>,
 }
 
 fn default_sizes() -> Vec<usize> {
@@ -385,32 +399,12 @@ impl HarnessConfig {
                 ));
             }
         }
-        Ok(())
+        crate::workload::validate(self)
     }
 }
 
 /// Durations as humantime strings ("2s", "500ms").
-pub(crate) mod duration {
-    use super::*;
-
-    pub(crate) fn serialize<S: Serializer>(
-        value: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(*value).to_string())
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|err| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a duration like \"2s\" or \"500ms\": {err}"
-            ))
-        })
-    }
-}
+pub(crate) mod duration;
 
 #[cfg(test)]
 mod tests {
@@ -421,9 +415,19 @@ mod tests {
     fn default_is_valid() {
         let config = HarnessConfig::default_config().unwrap();
         let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["hyper", "axum", "tungstenite", "axum-ws", "tcp"]);
+        assert_eq!(
+            names,
+            [
+                "hyper",
+                "axum",
+                "tungstenite",
+                "axum-ws",
+                "tcp",
+                "tcp-relay"
+            ]
+        );
         assert_eq!(config.run.trials, 3);
-        assert_eq!(config.matrices.len(), 4);
+        assert_eq!(config.matrices.len(), 5);
         assert!(config.matrices[0].capacity);
         assert_eq!(config.slo.limits, crate::capacity::settings::DEFAULT_SLO);
         let quick = config.quick();
@@ -443,7 +447,7 @@ mod tests {
     #[test]
     fn shipped_configs_are_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let cases: [(&str, &[&str]); 5] = [
+        let cases: [(&str, &[&str]); 6] = [
             ("harness/configs/cost-rates.toml", &["hyper", "tcp"]),
             (
                 "harness/configs/tls.toml",
@@ -469,6 +473,16 @@ mod tests {
                     "tungstenite-tls",
                     "node-wss",
                     "python-websockets-tls",
+                ],
+            ),
+            (
+                "harness/configs/broadcast.toml",
+                &[
+                    "tungstenite",
+                    "axum-ws",
+                    "node-ws",
+                    "python-websockets",
+                    "tcp-relay",
                 ],
             ),
             (

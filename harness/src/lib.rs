@@ -37,3 +37,4 @@ pub mod server;
 pub mod session;
 pub mod stats;
 pub mod trial;
+pub mod workload;

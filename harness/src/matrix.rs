@@ -7,6 +7,7 @@ use echobench_core::Protocol;
 use serde::{Deserialize, Serialize};
 
 use crate::config::HarnessConfig;
+use crate::workload::Workload;
 
 /// One load on one server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +33,10 @@ pub struct Cell {
     /// TLS: replacement connections resume their sessions (`--tls-resume`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls_resume: bool,
+    /// A broadcast cell: this many of the `connections` (its subscribers) publish, at `rate`
+    /// messages per second in total; `None` for echo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publishers: Option<u32>,
 }
 
 impl Cell {
@@ -49,7 +54,18 @@ impl Cell {
         if self.tls_resume {
             id.push_str("-resume");
         }
+        if let Some(publishers) = self.publishers {
+            id.push_str(&format!("-pub{publishers}"));
+        }
         id
+    }
+
+    /// What the cell loads.
+    pub fn workload(&self) -> Workload {
+        match self.publishers {
+            Some(_) => Workload::Broadcast,
+            None => Workload::Echo,
+        }
     }
 
     /// The same load without a rate: the capacity search this cell's rate comes from.
@@ -76,6 +92,7 @@ impl Cell {
             },
             of_capacity: self.of_capacity,
             tls_resume: self.tls_resume,
+            publishers: self.publishers,
         }
     }
 }
@@ -95,6 +112,9 @@ impl fmt::Display for Cell {
         }
         if self.tls_resume {
             f.write_str(" tls-resume")?;
+        }
+        if let Some(publishers) = self.publishers {
+            write!(f, " broadcast publishers={publishers}")?;
         }
         Ok(())
     }
@@ -119,17 +139,22 @@ pub struct Load {
     /// TLS sessions resumed on replacement connections.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls_resume: bool,
+    /// Broadcast: the publishers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publishers: Option<u32>,
 }
 
 impl Load {
-    /// Total order for tables: protocol, size, roundtrips, rate, resumption, connections.
-    pub fn sort_key(&self) -> (u8, usize, u64, u64, u64, bool, u32) {
+    /// Total order for tables: workload, protocol, size, roundtrips, rate, resumption,
+    /// connections.
+    pub fn sort_key(&self) -> (Option<u32>, u8, usize, u64, u64, u64, bool, u32) {
         let protocol = match self.protocol {
             Protocol::Http => 0,
             Protocol::WebSocket => 1,
             Protocol::Tcp => 2,
         };
         (
+            self.publishers,
             protocol,
             self.size,
             self.roundtrips,
@@ -189,6 +214,13 @@ fn expand(config: &HarnessConfig, capacity: bool) -> Vec<Cell> {
             if matrix.tls_resume && !server.tls {
                 continue;
             }
+            if !server.serves(matrix.workload) {
+                continue;
+            }
+            let publishers: Vec<Option<u32>> = match matrix.workload {
+                Workload::Echo => vec![None],
+                Workload::Broadcast => matrix.publishers.iter().copied().map(Some).collect(),
+            };
             let rates: Vec<(Option<f64>, Option<f64>)> = if !matrix.rate_of_capacity.is_empty() {
                 matrix
                     .rate_of_capacity
@@ -208,19 +240,22 @@ fn expand(config: &HarnessConfig, capacity: bool) -> Vec<Cell> {
                 for &size in &matrix.size {
                     for &roundtrips in &matrix.roundtrips {
                         for &(rate, of_capacity) in &rates {
-                            let cell = Cell {
-                                server_index,
-                                server: server.name.clone(),
-                                protocol: server.protocol,
-                                connections,
-                                size,
-                                roundtrips,
-                                rate,
-                                of_capacity,
-                                tls_resume: matrix.tls_resume,
-                            };
-                            if !cells.contains(&cell) {
-                                cells.push(cell);
+                            for &publishers in &publishers {
+                                let cell = Cell {
+                                    server_index,
+                                    server: server.name.clone(),
+                                    protocol: server.protocol,
+                                    connections,
+                                    size,
+                                    roundtrips,
+                                    rate,
+                                    of_capacity,
+                                    tls_resume: matrix.tls_resume,
+                                    publishers,
+                                };
+                                if !cells.contains(&cell) {
+                                    cells.push(cell);
+                                }
                             }
                         }
                     }
@@ -235,8 +270,9 @@ fn expand(config: &HarnessConfig, capacity: bool) -> Vec<Cell> {
 mod tests {
     use super::*;
 
-    /// The default matrix: one capacity search per server, then three loads for each of the 5
-    /// servers (a fixed rate, closed loop, churn), in config order.
+    /// The default matrix: one capacity search per echo server, then three loads for each of
+    /// the 5 (a fixed rate, closed loop, churn), in config order, with a broadcast cell for
+    /// each of the 3 relays.
     #[test]
     fn default_matrix() {
         let config = HarnessConfig::default_config().unwrap();
@@ -252,7 +288,7 @@ mod tests {
             ]
         );
         let cells = cells(&config);
-        assert_eq!(cells.len(), 15);
+        assert_eq!(cells.len(), 18);
         let ids: Vec<String> = cells.iter().take(3).map(Cell::id).collect();
         assert_eq!(
             ids,
@@ -262,7 +298,13 @@ mod tests {
                 "hyper-c64-s32-r10"
             ]
         );
-        assert_eq!(cells[14].id(), "tcp-c64-s32-r10");
+        assert_eq!(cells[17].id(), "tcp-relay-c100-s64-r0-rate100-pub1");
+        let relays: Vec<String> = cells
+            .iter()
+            .filter(|c| c.publishers.is_some())
+            .map(|c| c.server.clone())
+            .collect();
+        assert_eq!(relays, ["tungstenite", "axum-ws", "tcp-relay"]);
     }
 
     /// A share of capacity is its own kind of cell: it names the capacity search it needs, and

@@ -283,9 +283,10 @@ async fn run_trial(
         };
     }
     let json = prepared.out_dir.join("trials").join(format!("{id}.json"));
+    let url = server.url_for(spec, cell.workload());
     let mut args = client::arguments(
         cell,
-        server.url(),
+        &url,
         run,
         plan.client_cpus.len(),
         &json,

@@ -230,7 +230,7 @@ fn substitute(command: &[String], launch: &Launch<'_>, port: u16) -> Vec<String>
 }
 
 /// `url` with its path replaced by `path` (when given).
-fn with_path(url: &str, path: Option<&str>) -> String {
+pub(crate) fn with_path(url: &str, path: Option<&str>) -> String {
     match (path, url.split_once("://")) {
         (Some(path), Some((scheme, rest))) => {
             let authority = rest.split('/').next().unwrap_or(rest);

@@ -18,7 +18,8 @@ use crate::config::ServerSpec;
 use crate::cpuset::CpuSet;
 use crate::process::{self, Stopped};
 use crate::sampler;
-use crate::server::{Launch, RunningServer};
+use crate::server::{Launch, RunningServer, with_path};
+use crate::workload::Workload;
 
 /// The echo checked before any load: one round trip of `size` bytes through the server.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +81,14 @@ impl Session {
             .await
             .map_err(StartError::Start)?;
         let idle = sampler::read_group(server.pgid());
-        if let Err(reason) = echo(&server.url, server.ca.as_deref(), check).await {
+        // A relay that serves no echo is checked with one broadcast instead.
+        let checked = if launch.spec.serves(Workload::Echo) {
+            echo(&server.url, server.ca.as_deref(), check).await
+        } else {
+            let url = with_path(&server.url, launch.spec.relay_path());
+            relay(&url, server.ca.as_deref(), check).await
+        };
+        if let Err(reason) = checked {
             let tail = server.stderr_tail();
             server.stop(grace).await;
             return Err(StartError::Check { reason, tail });
@@ -91,6 +99,15 @@ impl Session {
     /// The URL clients use.
     pub fn url(&self) -> &str {
         &self.server.url
+    }
+
+    /// The URL a cell of `spec`'s server loads: the ready line's for echo, its relay's
+    /// (`relay_path` in place of the path) for broadcast.
+    pub fn url_for(&self, spec: &ServerSpec, workload: Workload) -> String {
+        match workload {
+            Workload::Echo => self.server.url.clone(),
+            Workload::Broadcast => with_path(&self.server.url, spec.relay_path()),
+        }
     }
 
     /// A TLS server's certificate to trust, for the client's `--cacert`.
@@ -272,9 +289,9 @@ async fn run_child(
     }
 }
 
-/// One echo through the server before the load: connect, send, verify.
-async fn echo(url: &str, ca: Option<&std::path::Path>, check: Check) -> Result<(), String> {
-    let config = echobench_core::Config {
+/// The settings of the one-message checks before the load.
+fn check_config(url: &str, ca: Option<&std::path::Path>, check: Check) -> echobench_core::Config {
+    echobench_core::Config {
         connections: 1,
         total: Some(1),
         warmup: Duration::ZERO,
@@ -290,7 +307,12 @@ async fn echo(url: &str, ca: Option<&std::path::Path>, check: Check) -> Result<(
             ..Default::default()
         }),
         ..echobench_core::Config::new(url)
-    };
+    }
+}
+
+/// One echo through the server before the load: connect, send, verify.
+async fn echo(url: &str, ca: Option<&std::path::Path>, check: Check) -> Result<(), String> {
+    let config = check_config(url, ca, check);
     let report = echo_client::run::run(config, echo_client::run::RunOptions::default())
         .await
         .map_err(|err| err.to_string())?;
@@ -303,4 +325,30 @@ async fn echo(url: &str, ca: Option<&std::path::Path>, check: Check) -> Result<(
         .values()
         .find_map(|e| e.samples.first().cloned())
         .unwrap_or_else(|| "no echo".to_owned()))
+}
+
+/// A relay's check before the load: two subscribers, one publishing for a moment; every
+/// message must reach both.
+async fn relay(url: &str, ca: Option<&std::path::Path>, check: Check) -> Result<(), String> {
+    let config = echobench_core::Config {
+        connections: 2,
+        total: None,
+        rate: Some(100.0),
+        duration: Duration::from_millis(100),
+        size: check.size.max(echobench_core::broadcast::MIN_SIZE),
+        broadcast: Some(echobench_core::broadcast::BroadcastConfig { publishers: 1 }),
+        warmup_timeout: check.timeout,
+        ..check_config(url, ca, check)
+    };
+    let report = echo_client::run::run(config, echo_client::run::RunOptions::default())
+        .await
+        .map_err(|err| err.to_string())?;
+    match report.broadcast {
+        Some(b) if b.published > 0 && b.delivered == b.deliveries_expected => Ok(()),
+        Some(b) => Err(format!(
+            "the relay delivered {} of {} messages ({} subscribers dropped)",
+            b.delivered, b.deliveries_expected, b.subscribers_dropped
+        )),
+        None => Err("no broadcast report".to_owned()),
+    }
 }

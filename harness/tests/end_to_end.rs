@@ -73,7 +73,7 @@ fn two_servers_one_cell() {
 
     let (header, rows) = read_csv(&run.join("comparison.csv"));
     assert_eq!(
-        header[7..],
+        header[8..],
         [
             "hyper_rps",
             "hyper_rps_ratio",

@@ -5,7 +5,9 @@
 //! With `tcp_relay` (`--broadcast`) it is the broadcast floor instead: every connection sends
 //! and receives messages framed as a 4-byte big-endian length and that many bytes (at most
 //! `max_message`; a longer one closes the connection), and every message goes to every
-//! connection, the sender included, in the order the server received them.
+//! connection, the sender included, in the order the server received them. There the
+//! faults apply to each delivery (`--max-rate N`: at most N deliveries leave the server per
+//! second), which gives tests a relay of known capacity.
 
 use std::io;
 use std::sync::Arc;
@@ -38,10 +40,12 @@ pub async fn serve(
         let hub = Arc::new(Hub::new(options.broadcast));
         let relay_hub = Arc::clone(&hub);
         let max_message = options.max_message;
+        let faults = Arc::new(FaultPlan::new(options.faults));
         let served = acceptor::run(listener, accept, shutdown, move |stream, peer, token| {
             let hub = Arc::clone(&relay_hub);
+            let faults = Arc::clone(&faults);
             async move {
-                if let Err(err) = relay(stream, &hub, max_message, &token).await {
+                if let Err(err) = relay(stream, &hub, &faults, max_message, &token).await {
                     tracing::debug!(%peer, %err, "tcp relay connection ended with an error");
                 }
             }
@@ -99,6 +103,7 @@ async fn echo(
 async fn relay(
     stream: Stream,
     hub: &Hub<Bytes>,
+    faults: &FaultPlan,
     max_message: usize,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
@@ -124,7 +129,10 @@ async fn relay(
             tokio::select! {
                 biased;
                 () = member.kicked.cancelled() => return Ok(()),
-                written = writer.write_all(&frame) => written?,
+                written = async {
+                    faults.hold().await;
+                    writer.write_all(&frame).await
+                } => written?,
             }
         }
     };

@@ -36,8 +36,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Failure;
+use crate::pacer::Pacer;
 use crate::protocol::{Stream, dial};
 use crate::target::{Protocol, Target};
+use echobench_core::thresholds::PACER_LATE;
 use message::{Stamp, decode, encode};
 use tracker::{Arrival, Fanout, Sequence};
 
@@ -61,9 +63,12 @@ async fn open(target: &Target, size: usize) -> Result<(Reader, Writer), Failure>
     let (stream, _opened) = dial(target).await?;
     match target.protocol {
         Protocol::WebSocket => {
-            // Nothing larger than a message is ever accepted from the relay.
+            // Nothing larger than a message is ever accepted from the relay; the read buffer
+            // is the echo connection's (tungstenite's default zero-fills 128 KiB before every
+            // read: half the client's CPU at 1,000 subscribers, 39 µs per delivery).
             let limit = size.max(1024);
             let config = WebSocketConfig::default()
+                .read_buffer_size(crate::protocol::ws::read_buffer(size, 1))
                 .max_message_size(Some(limit))
                 .max_frame_size(Some(limit));
             let ws = crate::protocol::ws::upgrade(target, stream, config).await?;
@@ -141,6 +146,11 @@ struct State {
     epoch: Instant,
     /// Counting: between the window's start and the end of the drain.
     counting: bool,
+    /// The window lasts (counting, and the drain has not begun).
+    in_window: bool,
+    /// Arrivals of published messages while the window lasted (see
+    /// [`BroadcastSummary::arrived_in_window`]).
+    arrived_in_window: u64,
     /// Messages sent by each publisher so far (its next sequence number), counted or not.
     sent: Vec<u64>,
     /// Per publisher, the first sequence number of the window and the first after it.
@@ -161,6 +171,9 @@ struct State {
     malformed: u64,
     dropped: u64,
     errors: ErrorLog,
+    /// Open loop: the window's publishes that left more than `PACER_LATE` after they were
+    /// due (the client's own doing: a publisher never waits for an answer).
+    pacer_late: u64,
     /// Per publisher, own messages in flight (closed loop).
     own_in_flight: Vec<usize>,
     wake: Vec<Rc<tokio::sync::Notify>>,
@@ -225,9 +238,14 @@ impl State {
         }
         let (first, end) = self.window[p];
         if !self.counting || stamp.seq < first || stamp.seq >= end {
+            // A warmup message arriving in the window still is what the relay delivered then.
+            self.arrived_in_window += u64::from(self.in_window);
             return;
         }
         let arrival = self.sequences[subscriber][p].arrive(stamp.seq - first);
+        if arrival != Arrival::Repeat {
+            self.arrived_in_window += u64::from(self.in_window);
+        }
         let latency = self.now_ns().saturating_sub(stamp.sent_ns);
         match arrival {
             Arrival::Repeat => self.duplicated += 1,
@@ -262,6 +280,8 @@ pub(crate) async fn run(
         size,
         epoch,
         counting: false,
+        in_window: false,
+        arrived_in_window: 0,
         sent: vec![0; publishers],
         window: vec![(0, 0); publishers],
         sequences: vec![vec![Sequence::default(); publishers]; subscribers],
@@ -276,6 +296,7 @@ pub(crate) async fn run(
         malformed: 0,
         dropped: 0,
         errors: ErrorLog::default(),
+        pacer_late: 0,
         own_in_flight: vec![0; publishers],
         wake: (0..publishers)
             .map(|_| Rc::new(tokio::sync::Notify::new()))
@@ -406,9 +427,25 @@ async fn publish(
     let stop_publishing = CancellationToken::new();
     let failed: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
     let began = Instant::now();
+    // Open loop: the echo workers' timerfd pacer releases each publish at its instant (tokio's
+    // timer alone wakes up to a millisecond late).
+    let pacer = match config.rate {
+        Some(_) => {
+            Some(Rc::new(Pacer::new(publishers).map_err(|err| {
+                format!("cannot create the pacer's timer: {err}")
+            })?))
+        }
+        None => None,
+    };
+    let driver = pacer.clone().map(|pacer| {
+        tokio::task::spawn_local(async move {
+            let _ = pacer.drive().await;
+        })
+    });
     let mut tasks = Vec::with_capacity(publishers);
     for (p, mut writer) in writers.into_iter().enumerate() {
         let state = Rc::clone(state);
+        let pacer = pacer.clone();
         let stop = stop_publishing.clone();
         let failed = Rc::clone(&failed);
         let rate = config.rate.map(|r| r / publishers as f64);
@@ -417,20 +454,22 @@ async fn publish(
             let mut buf = vec![0u8; size];
             let mut k: u64 = 0;
             loop {
-                match rate {
+                let mut due = None;
+                match (rate, &pacer) {
                     // Open loop: publisher p's k-th message is due at (k + p / P) / rate.
-                    Some(rate) => {
-                        let due = began
+                    (Some(rate), Some(pacer)) => {
+                        let at = began
                             + Duration::from_secs_f64(
                                 (k as f64 + p as f64 / publishers as f64) / rate,
                             );
                         tokio::select! {
                             () = stop.cancelled() => return,
-                            () = tokio::time::sleep_until(due) => {}
+                            () = pacer.until(p, at) => {}
                         }
+                        due = Some(at);
                     }
                     // Closed loop: the next goes when one of this publisher's own comes back.
-                    None => loop {
+                    _ => loop {
                         let wake = Rc::clone(&state.borrow().wake[p]);
                         if state.borrow().own_in_flight[p] < in_flight {
                             break;
@@ -451,6 +490,8 @@ async fn publish(
                     s.own_in_flight[p] += 1;
                     if s.counting {
                         s.fanout.published(p as u32, seq);
+                        let lag = due.map(|d| d.elapsed()).unwrap_or_default();
+                        s.pacer_late += u64::from(lag > PACER_LATE);
                     }
                     let sent_ns = s.now_ns();
                     encode(
@@ -484,6 +525,7 @@ async fn publish(
     {
         let mut s = state.borrow_mut();
         s.counting = true;
+        s.in_window = true;
         let alive = s.alive.iter().filter(|a| **a).count();
         s.fanout = Fanout::new(u32::try_from(alive).unwrap_or(u32::MAX));
         for p in 0..publishers {
@@ -499,6 +541,7 @@ async fn publish(
     let measured = window_start.elapsed();
     let published = {
         let mut s = state.borrow_mut();
+        s.in_window = false;
         let mut published = 0;
         for p in 0..publishers {
             let end = s.sent[p];
@@ -510,6 +553,10 @@ async fn publish(
     for task in tasks {
         let _ = task.await;
     }
+    if let Some(driver) = driver {
+        driver.abort();
+    }
+    let idle_spin = pacer.as_ref().map_or(Duration::ZERO, |p| p.idle_spin());
     if let Some(reason) = failed.borrow_mut().take() {
         return Err(reason);
     }
@@ -541,13 +588,16 @@ async fn publish(
         out_of_order: s.out_of_order,
         subscribers_dropped: s.dropped,
         malformed: s.malformed,
-        deliveries_per_s: delivered as f64 / measured.as_secs_f64().max(1e-9),
+        arrived_in_window: s.arrived_in_window,
+        deliveries_per_s: s.arrived_in_window as f64 / measured.as_secs_f64().max(1e-9),
         drained,
         delivery: Percentiles::of(&s.delivery),
         slowest: Percentiles::of(&s.slowest),
     };
     Ok(Outcome {
         summary,
+        pacer_late: s.pacer_late,
+        idle_spin,
         delivery: s.delivery.clone(),
         errors: s.errors.clone(),
         measured,
@@ -561,6 +611,10 @@ async fn publish(
 pub(crate) struct Outcome {
     /// The counts and latencies.
     pub summary: BroadcastSummary,
+    /// Open loop: publishes of the window that left late by the client's doing.
+    pub pacer_late: u64,
+    /// The pacer's busy-waiting with nothing else to do (not the load's CPU).
+    pub idle_spin: Duration,
     /// The delivery latency histogram.
     pub delivery: Histogram<u64>,
     /// The errors seen.

@@ -60,6 +60,9 @@ pub struct Measured {
     pub late_sends: u64,
     /// Sends late by the client's own doing.
     pub pacer_late_sends: u64,
+    /// Sends made: the round trips, or a broadcast's publishes (what `pacer_late_sends` is a
+    /// share of).
+    pub sends: u64,
     /// The client's CPU use as a fraction of its capacity.
     pub client_utilization: f64,
     /// The client's own flag.
@@ -93,7 +96,7 @@ impl Measured {
                 self.client_utilization * 100.0
             )));
         }
-        let sends = self.round_trips.max(1) as f64;
+        let sends = self.sends.max(1) as f64;
         let behind = self.pacer_late_sends as f64 / sends;
         (100.0 * behind > max_pacer_late_percent).then(|| {
             Distrust::Client(format!(
@@ -443,16 +446,23 @@ async fn run_search<E: Executor>(
     }
 }
 
-/// The client load of a probe at `value`.
+/// The client load of a probe at `value`. In connections mode each connection receives
+/// `per_connection_rate` messages per second: its own echoes, or for a broadcast every message
+/// of a publish rate that high (so a broadcast's subscribers grow while its publish rate stays,
+/// as in the websocket-shootout's stepped test; never fewer subscribers than publishers).
 pub fn probe_load(target: &Cell, value: f64, settings: &SearchSection) -> ProbeLoad {
-    match settings.mode {
-        Mode::Rate => ProbeLoad {
+    match (settings.mode, target.publishers) {
+        (Mode::Rate, _) => ProbeLoad {
             connections: target.connections,
             rate: value,
         },
-        Mode::Connections => ProbeLoad {
+        (Mode::Connections, None) => ProbeLoad {
             connections: value as u32,
             rate: value * settings.per_connection_rate,
+        },
+        (Mode::Connections, Some(publishers)) => ProbeLoad {
+            connections: (value as u32).max(publishers),
+            rate: settings.per_connection_rate,
         },
     }
 }

@@ -91,9 +91,10 @@ impl Executor for Prober<'_> {
         };
         let relative = format!("capacity/{name}.json");
         let json = self.run.out_dir.join(&relative);
+        let url = session.url_for(spec, cell.workload());
         let mut args = client::arguments(
             &cell,
-            session.url(),
+            &url,
             &run,
             plan.client_cpus.len(),
             &json,
@@ -203,6 +204,10 @@ pub fn measured(report: &Report, server_cpu: Option<Duration>) -> Measured {
         errors: s.errors,
         late_sends: s.late_sends.unwrap_or(0),
         pacer_late_sends: s.pacer_late_sends.unwrap_or(0),
+        sends: report
+            .broadcast
+            .as_ref()
+            .map_or(s.round_trips, |b| b.published),
         client_utilization: report.client.utilization,
         client_saturated: report.flags.client_saturated,
         steal_percent: report.client.steal_percent,

@@ -20,6 +20,7 @@ fn target(server: &str, connections: u32) -> Cell {
         rate: None,
         of_capacity: None,
         tls_resume: false,
+        publishers: None,
     }
 }
 
@@ -386,4 +387,27 @@ fn connections_mode() {
     let c = r.capacity().unwrap().mean;
     assert!((98.0..=100.0).contains(&c), "{c}");
     assert_eq!(r.capacity_rps(), Some(c * 10.0));
+}
+
+/// Late sends are a share of the sends: for a broadcast its publishes, not its deliveries
+/// (2 late of 100 publishes is 2%, whatever 100,000 deliveries they made).
+#[test]
+fn pacer_lateness_is_a_share_of_sends() {
+    let late = Measured {
+        round_trips: 100_000,
+        sends: 100,
+        pacer_late_sends: 2,
+        ..Measured::default()
+    };
+    assert_eq!(
+        late.untrusted(5.0, 1.0),
+        Some(Distrust::Client(
+            "pacer behind (2.00% of sends late by the client)".to_owned()
+        ))
+    );
+    let fine = Measured {
+        sends: 100_000,
+        ..late
+    };
+    assert_eq!(fine.untrusted(5.0, 1.0), None);
 }

@@ -17,6 +17,7 @@ pub fn header() -> Vec<String> {
         "connections",
         "size",
         "roundtrips",
+        "publishers",
         "slo",
         "capacity_rps",
         "capacity_ci95_low_rps",
@@ -68,6 +69,7 @@ fn row(r: &CapacityResult) -> Vec<String> {
         },
         t.size.to_string(),
         t.roundtrips.to_string(),
+        t.publishers.map(|p| p.to_string()).unwrap_or_default(),
         r.slo.clone(),
         num(r.capacity_rps(), 0),
         num(ci.map(|c| c.0.max(0.0) * scale), 0),
@@ -114,6 +116,7 @@ pub fn probe_header() -> Vec<String> {
         "connections",
         "size",
         "roundtrips",
+        "publishers",
         "search",
         "probe",
         "value",
@@ -165,6 +168,7 @@ fn probe_row(r: &CapacityResult, p: &ProbeRecord) -> Vec<String> {
         },
         t.size.to_string(),
         t.roundtrips.to_string(),
+        t.publishers.map(|p| p.to_string()).unwrap_or_default(),
         p.search.to_string(),
         p.index.to_string(),
         format!("{:.0}", p.value),
@@ -180,7 +184,7 @@ fn probe_row(r: &CapacityResult, p: &ProbeRecord) -> Vec<String> {
         m.map(|m| m.errors.to_string()).unwrap_or_default(),
         num(m.map(late_percent), 3),
         num(
-            m.map(|m| 100.0 * m.pacer_late_sends as f64 / m.round_trips.max(1) as f64),
+            m.map(|m| 100.0 * m.pacer_late_sends as f64 / m.sends.max(1) as f64),
             3,
         ),
         num(m.map(|m| m.client_utilization), 3),
@@ -201,6 +205,10 @@ pub fn markdown(results: &[CapacityResult]) -> String {
     let _ = writeln!(out, "\n## Capacity under the SLO `{}`\n", first.slo);
     let what = match first.mode {
         Mode::Rate => "the highest offered rate (round trips per second)".to_owned(),
+        Mode::Connections if first.target.publishers.is_some() => format!(
+            "the most subscribers, each receiving the {} messages per second published,",
+            first.per_connection_rate.unwrap_or(0.0)
+        ),
         Mode::Connections => format!(
             "the most connections, each offering {} round trips per second,",
             first.per_connection_rate.unwrap_or(0.0)
@@ -221,20 +229,34 @@ pub fn markdown(results: &[CapacityResult]) -> String {
         let floor = results
             .iter()
             .find(|o| {
-                o.target.server == "tcp"
+                // The floor: `tcp`, or for a broadcast the TCP relay.
+                (o.target.server == "tcp"
+                    || (t.publishers.is_some()
+                        && o.target.protocol == echobench_core::Protocol::Tcp))
                     && o.target.connections == t.connections
                     && o.target.size == t.size
                     && o.target.roundtrips == t.roundtrips
+                    && o.target.publishers == t.publishers
             })
             .and_then(|o| o.capacity().map(|s| s.mean))
             .filter(|c| *c > 0.0);
         let at = r.at_capacity().and_then(|p| p.measured.as_ref());
-        let load = match r.mode {
+        let mut load = match r.mode {
             Mode::Rate => format!("c={} size={} r={}", t.connections, t.size, t.roundtrips),
             Mode::Connections => format!("size={} r={}", t.size, t.roundtrips),
         };
+        if let Some(publishers) = t.publishers {
+            load = match (r.mode, r.per_connection_rate) {
+                (Mode::Connections, Some(rate)) => format!(
+                    "broadcast size={} publishers={publishers} at {rate}/s",
+                    t.size
+                ),
+                _ => format!("broadcast {load} publishers={publishers}"),
+            };
+        }
         let value = |v: f64| match r.mode {
             Mode::Rate => format!("{} rt/s", echobench_core::format::count(v.round() as u64)),
+            Mode::Connections if t.publishers.is_some() => format!("{v:.0} subscribers"),
             Mode::Connections => format!("{v:.0} connections"),
         };
         let mut note = r.limited_by.clone().unwrap_or_default();

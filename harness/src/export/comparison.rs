@@ -17,6 +17,7 @@ pub fn header(servers: &[String]) -> Vec<String> {
         "rate",
         "rate_of_capacity",
         "tls_resume",
+        "publishers",
     ]
     .map(String::from)
     .to_vec();
@@ -63,6 +64,7 @@ pub fn rows(summaries: &[CellSummary], servers: &[String]) -> Vec<Vec<String>> {
                 load.rate.map(|r| r.to_string()).unwrap_or_default(),
                 load.of_capacity.map(|r| r.to_string()).unwrap_or_default(),
                 load.tls_resume.to_string(),
+                load.publishers.map(|p| p.to_string()).unwrap_or_default(),
             ];
             for server in servers {
                 let value = find(server).and_then(rps);

@@ -88,10 +88,9 @@ pub fn render(
 
     let mut current_family = String::new();
     // Open-loop cells achieve their rate by design: they are in the cost table, not here.
-    for (load, cells) in loads(summaries)
-        .into_iter()
-        .filter(|(load, _)| load.rate.is_none() && load.of_capacity.is_none())
-    {
+    for (load, cells) in loads(summaries).into_iter().filter(|(load, _)| {
+        load.rate.is_none() && load.of_capacity.is_none() && load.publishers.is_none()
+    }) {
         let title = family(&load);
         let mut servers: Vec<&str> = cells.iter().map(|c| c.cell.server.as_str()).collect();
         servers.dedup();
@@ -120,6 +119,7 @@ pub fn render(
     }
 
     out.push_str(&cost_at_fixed_rates(summaries));
+    out.push_str(&broadcasts(summaries));
     let _ = writeln!(out, "\n## Server cost\n");
     let _ = writeln!(
         out,
@@ -198,7 +198,10 @@ pub fn render(
 /// The cost table: every open-loop cell, grouped by load across protocols, with the server's
 /// CPU per round trip (the figure that repeats run to run) and its ratio to `tcp`'s.
 fn cost_at_fixed_rates(summaries: &[CellSummary]) -> String {
-    let open: Vec<&CellSummary> = summaries.iter().filter(|s| s.cell.rate.is_some()).collect();
+    let open: Vec<&CellSummary> = summaries
+        .iter()
+        .filter(|s| s.cell.rate.is_some() && s.cell.publishers.is_none())
+        .collect();
     if open.is_empty() {
         return String::new();
     }
@@ -272,6 +275,73 @@ fn cost_at_fixed_rates(summaries: &[CellSummary]) -> String {
                 s.trials_redone,
             );
         }
+    }
+    out
+}
+
+/// The broadcast table: per relay and load, what arrived and how late, and what was lost.
+fn broadcasts(summaries: &[CellSummary]) -> String {
+    let mut cells: Vec<&CellSummary> = summaries
+        .iter()
+        .filter(|s| s.broadcast.is_some() || s.cell.publishers.is_some())
+        .collect();
+    if cells.is_empty() {
+        return String::new();
+    }
+    cells.sort_by(|a, b| {
+        let key = |s: &CellSummary| {
+            (
+                s.cell.publishers,
+                s.cell.rate.map(f64::to_bits),
+                s.cell.size,
+                s.cell.connections,
+                s.cell.server_index,
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut out = String::new();
+    let _ = writeln!(out, "\n## Broadcast\n");
+    let _ = writeln!(
+        out,
+        "Every connection subscribes to the server's relay and the publishers among them send at the offered rate in total; every delivery is timed at its receiver, from the message's send to its arrival there. Deliveries/s are those that arrived within the measured window (median over trials); latency from the trials' merged histograms; slowest = until a message's last subscriber had it (median of the trials' p99); server CPU per delivery over the window; counts summed over trials after each trial's drain.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| server | subscribers | publishers | offered | deliveries/s | delivery p50 | p99 | slowest p99 | server CPU per delivery | missing | dropped | trials (redone) |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let dash = || "-".to_owned();
+    for s in cells {
+        let c = &s.cell;
+        let b = s.broadcast.clone().unwrap_or_default();
+        let p = s.latency.filter(|p| p.count > 0);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) |",
+            c.server,
+            count(u64::from(c.connections)),
+            c.publishers.unwrap_or(0),
+            c.rate.map_or_else(
+                || "closed loop".to_owned(),
+                |r| format!("{}/s", count(r.round() as u64))
+            ),
+            b.deliveries_per_s
+                .map_or_else(dash, |d| count(d.median.round() as u64)),
+            p.map_or_else(dash, |p| duration(p.p50)),
+            p.map_or_else(dash, |p| duration(p.p99)),
+            b.slowest_p99_ns
+                .map_or_else(dash, |v| duration(v.median.round() as u64)),
+            s.server_cpu_us_per_round_trip
+                .map_or_else(dash, |v| format!("{:.2} µs", v.median)),
+            count(b.missing),
+            count(b.subscribers_dropped),
+            s.trials_ok,
+            s.trials_redone,
+        );
     }
     out
 }

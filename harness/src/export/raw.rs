@@ -19,6 +19,7 @@ pub fn header() -> Vec<String> {
         "rate",
         "rate_of_capacity",
         "tls_resume",
+        "publishers",
         "status",
         "redone",
         "reason",
@@ -61,6 +62,16 @@ pub fn header() -> Vec<String> {
             "server_rss_idle_mib",
             "server_rss_peak_mib",
             "server_rss_per_connection_kib",
+            "published",
+            "deliveries_expected",
+            "delivered",
+            "missing",
+            "duplicated",
+            "out_of_order",
+            "malformed",
+            "subscribers_dropped",
+            "deliveries_per_s",
+            "slowest_p99_us",
             "report_file",
             "client_args",
         ]
@@ -88,6 +99,7 @@ fn row(t: &TrialResult) -> Vec<String> {
         c.rate.map(|r| r.to_string()).unwrap_or_default(),
         c.of_capacity.map(|r| r.to_string()).unwrap_or_default(),
         c.tls_resume.to_string(),
+        c.publishers.map(|p| p.to_string()).unwrap_or_default(),
         t.status.as_str().to_owned(),
         t.redone.clone(),
         // The whole reason (a failure's stderr tail included) on one line.
@@ -186,6 +198,25 @@ fn row(t: &TrialResult) -> Vec<String> {
         3,
     ));
     push(num(t.rss_per_connection().map(|b| b / 1024.0), 3));
+    let b = r.and_then(|r| r.broadcast.as_ref());
+    for value in [
+        b.map(|b| b.published),
+        b.map(|b| b.deliveries_expected),
+        b.map(|b| b.delivered),
+        b.map(|b| b.missing),
+        b.map(|b| b.duplicated),
+        b.map(|b| b.out_of_order),
+        b.map(|b| b.malformed),
+        b.map(|b| b.subscribers_dropped),
+    ] {
+        push(value.map(|v| v.to_string()).unwrap_or_default());
+    }
+    push(num(b.map(|b| b.deliveries_per_s), 1));
+    push(
+        b.filter(|b| b.slowest.count > 0)
+            .map(|b| micros(b.slowest.p99))
+            .unwrap_or_default(),
+    );
     push(t.report_file.clone().unwrap_or_default());
     push(t.client_args.join(" "));
     row

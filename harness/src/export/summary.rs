@@ -15,6 +15,7 @@ pub fn header() -> Vec<String> {
         "rate",
         "rate_of_capacity",
         "tls_resume",
+        "publishers",
         "attempt",
         "trials_ok",
         "trials_failed",
@@ -44,6 +45,10 @@ pub fn header() -> Vec<String> {
         "max_steal_percent",
         "noisy",
         "client_saturated",
+        "deliveries_per_s",
+        "slowest_p99_us",
+        "missing",
+        "subscribers_dropped",
         "failures",
     ]
     .map(String::from)
@@ -59,6 +64,7 @@ pub fn rows(summaries: &[CellSummary]) -> Vec<Vec<String>> {
             let t = s.throughput;
             let l = s.latency.filter(|p| p.count > 0);
             let corrected = s.corrected.filter(|p| p.count > 0);
+            let b = s.broadcast.as_ref();
             vec![
                 c.id(),
                 c.server.clone(),
@@ -69,6 +75,7 @@ pub fn rows(summaries: &[CellSummary]) -> Vec<Vec<String>> {
                 c.rate.map(|r| r.to_string()).unwrap_or_default(),
                 c.of_capacity.map(|r| r.to_string()).unwrap_or_default(),
                 c.tls_resume.to_string(),
+                c.publishers.map(|p| p.to_string()).unwrap_or_default(),
                 s.attempt.to_string(),
                 s.trials_ok.to_string(),
                 s.trials_failed.to_string(),
@@ -98,6 +105,13 @@ pub fn rows(summaries: &[CellSummary]) -> Vec<Vec<String>> {
                 num(s.max_steal_percent, 3),
                 s.noisy.to_string(),
                 s.client_saturated.to_string(),
+                num(b.and_then(|b| b.deliveries_per_s).map(|v| v.median), 1),
+                b.and_then(|b| b.slowest_p99_ns)
+                    .map(|v| micros(v.median.round() as u64))
+                    .unwrap_or_default(),
+                b.map(|b| b.missing.to_string()).unwrap_or_default(),
+                b.map(|b| b.subscribers_dropped.to_string())
+                    .unwrap_or_default(),
                 s.failures
                     .iter()
                     .map(|f| f.lines().next().unwrap_or(""))

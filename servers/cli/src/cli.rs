@@ -133,22 +133,25 @@ pub(crate) struct Args {
     pub(crate) echo_cost: Option<Duration>,
 
     /// Fault: send at most N echoes per second in total; the rest queue in arrival order (a
-    /// server with a known capacity).
+    /// server with a known capacity). With tcp --broadcast: N deliveries per second.
     #[arg(long, value_name = "N", help_heading = "Faults (for testing clients)")]
     pub(crate) max_rate: Option<std::num::NonZeroU32>,
 }
 
 impl Args {
-    /// What clap cannot check: `--broadcast` is for `tcp` only (a usage error, exit 2).
+    /// What clap cannot check: `--broadcast` is for `tcp` only, and the relay has no echo to
+    /// close after or corrupt (usage errors, exit 2).
     pub(crate) fn check(&self) -> Result<(), clap::Error> {
+        let conflict = |message: String| {
+            Err(<Args as clap::CommandFactory>::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, message))
+        };
         match self.implementation {
-            Some(implementation) if self.broadcast && implementation != Impl::Tcp => {
-                Err(<Args as clap::CommandFactory>::command().error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!(
-                        "--broadcast is for tcp; {implementation} relays on /broadcast without it"
-                    ),
-                ))
+            Some(implementation) if self.broadcast && implementation != Impl::Tcp => conflict(
+                format!("--broadcast is for tcp; {implementation} relays on /broadcast without it"),
+            ),
+            Some(_) if self.broadcast && (self.close_after.is_some() || self.corrupt_every.is_some()) => {
+                conflict("--close-after and --corrupt-every act on echoes; the --broadcast relay applies only --delay, --stall-every, --echo-cost and --max-rate, per delivery".to_owned())
             }
             _ => Ok(()),
         }
@@ -411,6 +414,18 @@ mod tests {
             "{err}"
         );
         assert!(parse(&["tcp", "--broadcast"]).unwrap().check().is_ok());
+        assert!(
+            parse(&["tcp", "--broadcast", "--max-rate", "10"])
+                .unwrap()
+                .check()
+                .is_ok()
+        );
+        let err = parse(&["tcp", "--broadcast", "--close-after", "3"])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("act on echoes"), "{err}");
         let err = parse(&["tcp", "--stall-every", "1s", "--stall-for", "2s"])
             .unwrap()
             .options()
