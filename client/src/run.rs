@@ -106,7 +106,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Report, RunError
     check_open_files(config.peak_connections())?;
     preflight(&target, &config).await?;
     if config.broadcast.is_some() {
-        return broadcast(config, target, options).await;
+        return crate::broadcast::run(config, target, options).await;
     }
     match target.protocol {
         Protocol::Http => drive::<HttpConnection>(config, target, options).await,
@@ -505,70 +505,8 @@ fn offer(config: &Config, timeline: &mut [Second]) {
     }
 }
 
-/// `--workload broadcast` (see [`crate::broadcast`]): its deliveries are the report's round
-/// trips and their latency its round-trip latency; the counts are in `report.broadcast`.
-async fn broadcast(
-    config: Config,
-    target: Target,
-    options: RunOptions,
-) -> Result<Report, RunError> {
-    let interrupt = options.interrupt.unwrap_or_default();
-    let local = tokio::task::LocalSet::new();
-    let outcome = local
-        .run_until(Box::pin(crate::broadcast::run(
-            &config, &target, &interrupt,
-        )))
-        .await
-        .map_err(RunError::Setup)?;
-    let mut m = Measurement::new(outcome.started_at, false);
-    m.measured = outcome.measured;
-    m.interrupted = outcome.interrupted;
-    m.counts.round_trips = outcome.summary.delivered;
-    m.counts.connections_opened = u64::from(config.connections);
-    m.counts.pacer_late_sends = outcome.pacer_late;
-    m.cpu.idle_spin = outcome.idle_spin;
-    m.errors = outcome.errors;
-    m.latencies.round_trip = outcome.delivery;
-    let allowed_cpus = monitor::allowed_cpus();
-    m.cpu.threads = 1;
-    m.cpu.capacity_cpus = 1.0;
-    m.cpu.allowed_cpus = allowed_cpus;
-    m.cpu.process = outcome.bracket.cpu;
-    m.steal_percent = outcome.bracket.steal_percent;
-    let mut report = report(&config, &target, 1, &m);
-    // The CPU bracket spans the window and the drain, and one thread does all the work: its
-    // use is the CPU over that span (not over the window alone, which a long drain would
-    // push past 100%).
-    let span = outcome.bracket.elapsed.as_secs_f64();
-    if span > 0.0 {
-        let used = outcome
-            .bracket
-            .cpu
-            .saturating_sub(outcome.idle_spin)
-            .as_secs_f64()
-            / span;
-        report.client.utilization = used;
-        report.client.max_thread_utilization = used;
-        report.flags.client_saturated = used > echobench_core::thresholds::CLIENT_SATURATED;
-    }
-    // What --slo means here: the deliveries, not the publishes (see BroadcastSummary::judge).
-    if let Some(slo) = &config.slo {
-        let checks =
-            outcome
-                .summary
-                .judge(slo, &m.latencies.round_trip, outcome.measured, config.rate);
-        report.slo = Some(echobench_core::report::SloOutcome {
-            met: checks.iter().all(|c| c.met),
-            checks,
-            aborted: false,
-        });
-    }
-    report.broadcast = Some(outcome.summary);
-    Ok(report)
-}
-
 /// The report of a finished run.
-fn report(config: &Config, target: &Target, threads: usize, m: &Measurement) -> Report {
+pub(crate) fn report(config: &Config, target: &Target, threads: usize, m: &Measurement) -> Report {
     Report::derive(
         Context {
             tool: Tool::this(),

@@ -170,15 +170,19 @@ fn echo_rows(out: &mut String, report: &Report) {
 }
 
 /// `--workload broadcast`: what was published and delivered, exactly, and the latencies.
-fn broadcast_rows(out: &mut String, b: &echobench_core::broadcast::BroadcastSummary) {
+fn broadcast_rows(
+    out: &mut String,
+    report: &Report,
+    b: &echobench_core::broadcast::BroadcastSummary,
+) {
     let _ = writeln!(
         out,
         "  Broadcast    {} published by {} of {} subscribers; {} of {} deliveries ({:.1}/s arrived in the window){}",
-        count(b.published),
+        count(b.counts.published),
         b.publishers,
         b.subscribers,
-        count(b.delivered),
-        count(b.deliveries_expected),
+        count(b.counts.delivered),
+        count(b.counts.deliveries_expected),
         b.deliveries_per_s,
         if b.drained {
             ""
@@ -189,11 +193,11 @@ fn broadcast_rows(out: &mut String, b: &echobench_core::broadcast::BroadcastSumm
     let _ = writeln!(
         out,
         "               {} missing, {} duplicated, {} out of order, {} malformed; {} subscribers dropped",
-        count(b.missing),
-        count(b.duplicated),
-        count(b.out_of_order),
-        count(b.malformed),
-        count(b.subscribers_dropped)
+        count(b.counts.missing),
+        count(b.counts.duplicated),
+        count(b.counts.out_of_order),
+        count(b.counts.malformed),
+        count(b.counts.subscribers_dropped)
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -202,6 +206,10 @@ fn broadcast_rows(out: &mut String, b: &echobench_core::broadcast::BroadcastSumm
         "p50", "p90", "p99", "p99.9", "p99.99", "max"
     );
     latency_row(out, "delivery", &b.delivery);
+    // Open loop: from each publish's due time (see the README's "Broadcast").
+    if let Some(corrected) = &report.latency.corrected {
+        latency_row(out, "  corrected", corrected);
+    }
     latency_row(out, "slowest sub", &b.slowest);
     let _ = writeln!(out);
 }
@@ -247,7 +255,7 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(out);
     match &report.broadcast {
-        Some(b) => broadcast_rows(&mut out, b),
+        Some(b) => broadcast_rows(&mut out, report, b),
         None => echo_rows(&mut out, report),
     }
     if report.errors.kinds.is_empty() {

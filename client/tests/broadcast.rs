@@ -49,25 +49,51 @@ async fn exact_counts_open_and_closed_loop() {
             };
             let report = run(config, RunOptions::default()).await.unwrap();
             let b = report.broadcast.clone().expect("a broadcast section");
-            assert!(b.published > 0, "{what}");
-            assert_eq!(b.deliveries_expected, b.published * 6, "{what}");
-            assert_eq!(b.delivered, b.deliveries_expected, "{what}");
+            assert!(b.counts.published > 0, "{what}");
             assert_eq!(
-                (b.missing, b.duplicated, b.out_of_order, b.malformed),
+                b.counts.deliveries_expected,
+                b.counts.published * 6,
+                "{what}"
+            );
+            assert_eq!(b.counts.delivered, b.counts.deliveries_expected, "{what}");
+            assert_eq!(
+                (
+                    b.counts.missing,
+                    b.counts.duplicated,
+                    b.counts.out_of_order,
+                    b.counts.malformed
+                ),
                 (0, 0, 0, 0),
                 "{what}"
             );
-            assert_eq!(b.subscribers_dropped, 0, "{what}");
+            assert_eq!(b.counts.subscribers_dropped, 0, "{what}");
             assert!(b.drained, "{what}");
-            assert_eq!(b.delivery.count, b.delivered, "{what}");
-            assert_eq!(b.slowest.count, b.published, "{what}");
-            assert_eq!(report.summary.round_trips, b.delivered, "{what}");
+            assert_eq!(b.delivery.count, b.counts.delivered, "{what}");
+            assert_eq!(b.slowest.count, b.counts.published, "{what}");
+            // The report's round trips are the deliveries in the window, its CPU's span.
+            assert_eq!(report.summary.round_trips, b.arrived_in_window, "{what}");
+            let corrected = report.latency.corrected.as_ref();
+            match rate {
+                // From each publish's due time: never before its send, so at least as long.
+                Some(_) => {
+                    let corrected = corrected.expect("open loop has corrected latency");
+                    assert_eq!(corrected.count, b.counts.delivered, "{what}");
+                    assert!(corrected.min >= b.delivery.min, "{what}");
+                    assert!(corrected.p50 >= b.delivery.p50, "{what}");
+                    assert!(corrected.max >= b.delivery.max, "{what}");
+                }
+                None => assert!(corrected.is_none(), "{what}"),
+            }
             assert_eq!(report.summary.errors, 0, "{what}");
             if rate.is_some() {
                 // Never more than the schedule had due by the window's end (the warmup's
                 // included: a client kept from its schedule catches up in the window).
                 let due = 500.0 * (0.2 + report.measured_s) + 2.0;
-                assert!(b.published as f64 <= due, "{what}: {} > {due}", b.published);
+                assert!(
+                    b.counts.published as f64 <= due,
+                    "{what}: {} > {due}",
+                    b.counts.published
+                );
             }
         }
         srv.shutdown().await.unwrap();
@@ -90,13 +116,17 @@ async fn dropped_subscribers_are_accounted_for() {
     };
     let report = run(config, RunOptions::default()).await.unwrap();
     let b = report.broadcast.unwrap();
-    assert!(b.subscribers_dropped > 0, "{b:?}");
-    assert_eq!(b.delivered + b.missing, b.deliveries_expected, "{b:?}");
-    assert_eq!(b.duplicated, 0);
-    assert!(b.missing > 0, "{b:?}");
+    assert!(b.counts.subscribers_dropped > 0, "{b:?}");
+    assert_eq!(
+        b.counts.delivered + b.counts.missing,
+        b.counts.deliveries_expected,
+        "{b:?}"
+    );
+    assert_eq!(b.counts.duplicated, 0);
+    assert!(b.counts.missing > 0, "{b:?}");
     assert_eq!(
         report.errors.kinds.values().map(|e| e.count).sum::<u64>(),
-        b.subscribers_dropped
+        b.counts.subscribers_dropped
     );
     srv.shutdown().await.unwrap();
 }
@@ -225,8 +255,8 @@ async fn slo_on_deliveries() {
             "max rate {max_rate}: {outcome:?} {b:?}"
         );
         assert_eq!(outcome.met, met);
-        assert_eq!(b.delivered, b.deliveries_expected, "{b:?}");
-        assert!(b.arrived_in_window <= b.delivered + 4 * 60, "{b:?}");
+        assert_eq!(b.counts.delivered, b.counts.deliveries_expected, "{b:?}");
+        assert!(b.arrived_in_window <= b.counts.delivered + 4 * 60, "{b:?}");
         if max_rate > 0 {
             // At most 300/s over the window, plus the timer's early allowance.
             assert!(b.deliveries_per_s <= 300.0 * 1.05, "{b:?}");

@@ -56,14 +56,10 @@ impl BroadcastConfig {
     }
 }
 
-/// What a broadcast run delivered, beside the report's usual sections (where a "round trip"
-/// is one delivery and its latency the delivery latency).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BroadcastSummary {
-    /// Connections subscribed when publishing began.
-    pub subscribers: u32,
-    /// Of them, publishing.
-    pub publishers: u32,
+/// A broadcast's exact counts: what one run counted after its drain, and what trials add up
+/// to (`+=`), so a run's summary and a harness cell's total are one type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastCounts {
     /// Messages published in the measured window.
     pub published: u64,
     /// `published` x `subscribers`: every message at every subscriber, its publisher included.
@@ -81,9 +77,53 @@ pub struct BroadcastSummary {
     pub subscribers_dropped: u64,
     /// Arrivals that were not one of the run's messages (wrong length, header or contents).
     pub malformed: u64,
+}
+
+impl BroadcastCounts {
+    /// Deliveries that failed: missing, duplicated or malformed, plus one per subscriber the
+    /// relay dropped (it may have had every message and still be a failure of the relay).
+    pub fn failed_deliveries(&self) -> u64 {
+        self.missing + self.duplicated + self.malformed + self.subscribers_dropped
+    }
+}
+
+impl std::ops::AddAssign for BroadcastCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.published += other.published;
+        self.deliveries_expected += other.deliveries_expected;
+        self.delivered += other.delivered;
+        self.missing += other.missing;
+        self.duplicated += other.duplicated;
+        self.out_of_order += other.out_of_order;
+        self.subscribers_dropped += other.subscribers_dropped;
+        self.malformed += other.malformed;
+    }
+}
+
+impl std::iter::Sum for BroadcastCounts {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        let mut total = Self::default();
+        for counts in iter {
+            total += counts;
+        }
+        total
+    }
+}
+
+/// What a broadcast run delivered, beside the report's usual sections (where a "round trip"
+/// is one delivery and its latency the delivery latency).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastSummary {
+    /// Connections subscribed when publishing began.
+    pub subscribers: u32,
+    /// Of them, publishing.
+    pub publishers: u32,
+    /// The counts, exact once drained (flattened: the JSON fields sit beside these).
+    #[serde(flatten)]
+    pub counts: BroadcastCounts,
     /// Arrivals of any published message (warmup's included) while the window lasted: what
     /// the relay sustained, beside `delivered`, which also counts the window's messages that
-    /// arrived during the drain.
+    /// arrived during the drain. The report's `round_trips`.
     #[serde(default)]
     pub arrived_in_window: u64,
     /// `arrived_in_window` per second of the measured window.
@@ -98,12 +138,6 @@ pub struct BroadcastSummary {
 }
 
 impl BroadcastSummary {
-    /// Deliveries that failed: missing, duplicated or malformed, plus one per subscriber the
-    /// relay dropped (it may have had every message and still be a failure of the relay).
-    pub fn failed_deliveries(&self) -> u64 {
-        self.missing + self.duplicated + self.malformed + self.subscribers_dropped
-    }
-
     /// `--slo` judged on deliveries: latency percentiles of the delivery latency; `errors`
     /// the failed deliveries over the expected ones; `rate` the deliveries that arrived in the
     /// window over those offered (`--rate` x subscribers, open loop only); `late` is 0, since
@@ -117,8 +151,8 @@ impl BroadcastSummary {
     ) -> Vec<SloCheck> {
         let offered = rate.map(|r| r * f64::from(self.subscribers));
         let counted = Window {
-            round_trips: self.delivered,
-            errors: self.failed_deliveries(),
+            round_trips: self.counts.delivered,
+            errors: self.counts.failed_deliveries(),
             late_sends: 0,
             duration: measured,
             latency: delivery,
@@ -158,14 +192,14 @@ mod tests {
         let summary = BroadcastSummary {
             subscribers: 100,
             publishers: 1,
-            published: 10,
-            deliveries_expected: 1_000,
-            delivered: 990,
-            missing: 9,
-            duplicated: 0,
-            out_of_order: 0,
-            subscribers_dropped: 1,
-            malformed: 0,
+            counts: BroadcastCounts {
+                published: 10,
+                deliveries_expected: 1_000,
+                delivered: 990,
+                missing: 9,
+                subscribers_dropped: 1,
+                ..BroadcastCounts::default()
+            },
             arrived_in_window: 900,
             deliveries_per_s: 900.0,
             drained: true,
@@ -179,5 +213,43 @@ mod tests {
         assert_eq!(met, [true, false, true, false, true, false], "{checks:?}");
         let closed = summary.judge(&slo, &delivery, Duration::from_secs(1), None);
         assert_eq!(closed[4].shown, "nothing measured");
+    }
+
+    /// The counts sit flat in the report's JSON, as they did before they were a struct, and
+    /// add up field by field.
+    #[test]
+    fn counts_are_flat_and_add() {
+        let summary = BroadcastSummary {
+            subscribers: 2,
+            publishers: 1,
+            counts: BroadcastCounts {
+                published: 3,
+                deliveries_expected: 6,
+                delivered: 5,
+                missing: 1,
+                ..BroadcastCounts::default()
+            },
+            arrived_in_window: 5,
+            deliveries_per_s: 5.0,
+            drained: true,
+            delivery: Percentiles::default(),
+            slowest: Percentiles::default(),
+        };
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["published"], 3);
+        assert_eq!(json["missing"], 1);
+        assert!(json.get("counts").is_none(), "{json}");
+        let back: BroadcastSummary = serde_json::from_value(json).unwrap();
+        assert_eq!(back, summary);
+        let total: BroadcastCounts = [summary.counts, summary.counts].into_iter().sum();
+        assert_eq!(
+            (
+                total.published,
+                total.delivered,
+                total.missing,
+                total.failed_deliveries()
+            ),
+            (6, 10, 2, 2)
+        );
     }
 }

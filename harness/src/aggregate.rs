@@ -2,6 +2,7 @@
 //! the merged HDR histograms of all trials (never averaged percentiles), server cost, and the
 //! flags that qualify a cell.
 
+use echobench_core::broadcast::{BroadcastCounts, BroadcastSummary};
 use echobench_core::latency::{self, Percentiles};
 use echobench_core::thresholds;
 
@@ -62,22 +63,8 @@ pub struct CellSummary {
 /// A broadcast cell over its ok trials: counts summed, rates as medians.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BroadcastCell {
-    /// Messages published in the measured windows.
-    pub published: u64,
-    /// Deliveries expected (published x subscribers).
-    pub deliveries_expected: u64,
-    /// Delivered, once drained.
-    pub delivered: u64,
-    /// Expected but never delivered.
-    pub missing: u64,
-    /// Delivered twice or more.
-    pub duplicated: u64,
-    /// Arrived after a later message of the same publisher.
-    pub out_of_order: u64,
-    /// Not one of the run's messages.
-    pub malformed: u64,
-    /// Subscribers the relay dropped.
-    pub subscribers_dropped: u64,
+    /// The trials' counts, added.
+    pub counts: BroadcastCounts,
     /// Trials whose drain ran out of time.
     pub undrained: usize,
     /// Deliveries per second that arrived in the window.
@@ -87,25 +74,15 @@ pub struct BroadcastCell {
 }
 
 fn broadcast(reports: &[&echobench_core::Report]) -> Option<BroadcastCell> {
-    let all: Vec<&echobench_core::broadcast::BroadcastSummary> = reports
+    let all: Vec<&BroadcastSummary> = reports
         .iter()
         .filter_map(|r| r.broadcast.as_ref())
         .collect();
     if all.is_empty() {
         return None;
     }
-    let sum = |f: fn(&echobench_core::broadcast::BroadcastSummary) -> u64| -> u64 {
-        all.iter().map(|b| f(b)).sum()
-    };
     Some(BroadcastCell {
-        published: sum(|b| b.published),
-        deliveries_expected: sum(|b| b.deliveries_expected),
-        delivered: sum(|b| b.delivered),
-        missing: sum(|b| b.missing),
-        duplicated: sum(|b| b.duplicated),
-        out_of_order: sum(|b| b.out_of_order),
-        malformed: sum(|b| b.malformed),
-        subscribers_dropped: sum(|b| b.subscribers_dropped),
+        counts: all.iter().map(|b| b.counts).sum(),
         undrained: all.iter().filter(|b| !b.drained).count(),
         deliveries_per_s: stats::spread(
             &all.iter().map(|b| b.deliveries_per_s).collect::<Vec<_>>(),

@@ -344,10 +344,12 @@ async fn relay(url: &str, ca: Option<&std::path::Path>, check: Check) -> Result<
         .await
         .map_err(|err| err.to_string())?;
     match report.broadcast {
-        Some(b) if b.published > 0 && b.delivered == b.deliveries_expected => Ok(()),
+        Some(b) if b.counts.published > 0 && b.counts.delivered == b.counts.deliveries_expected => {
+            Ok(())
+        }
         Some(b) => Err(format!(
             "the relay delivered {} of {} messages ({} subscribers dropped)",
-            b.delivered, b.deliveries_expected, b.subscribers_dropped
+            b.counts.delivered, b.counts.deliveries_expected, b.counts.subscribers_dropped
         )),
         None => Err("no broadcast report".to_owned()),
     }

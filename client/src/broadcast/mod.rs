@@ -15,6 +15,7 @@
 //! One connection task per subscriber on the calling thread's runtime (`-t` does not apply).
 
 pub mod message;
+mod publish;
 pub mod tracker;
 
 use std::cell::RefCell;
@@ -22,9 +23,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use echobench_core::Config;
-use echobench_core::broadcast::BroadcastSummary;
+use echobench_core::broadcast::{BroadcastCounts, BroadcastSummary};
 use echobench_core::error::ErrorLog;
-use echobench_core::latency::{self, Percentiles};
+use echobench_core::latency;
+use echobench_core::measurement::{CpuUse, Measurement};
+use echobench_core::monitor;
+use echobench_core::report::{Report, SloOutcome};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -36,11 +40,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Failure;
-use crate::pacer::Pacer;
 use crate::protocol::{Stream, dial};
+use crate::run::{RunError, RunOptions};
 use crate::target::{Protocol, Target};
-use echobench_core::thresholds::PACER_LATE;
 use message::{Stamp, decode, encode};
+use publish::Schedule;
 use tracker::{Arrival, Fanout, Sequence};
 
 /// The publisher used for sync messages, which are never counted.
@@ -165,11 +169,13 @@ struct State {
     had: Vec<u64>,
     fanout: Fanout,
     delivery: Histogram<u64>,
+    /// Open loop: when each publish was due, and the delivery latency from then.
+    schedule: Option<Schedule>,
+    corrected: Option<Histogram<u64>>,
     slowest: Histogram<u64>,
-    duplicated: u64,
-    out_of_order: u64,
-    malformed: u64,
-    dropped: u64,
+    /// Duplicated, out of order, malformed and dropped as they happen; the rest after the
+    /// drain.
+    counts: BroadcastCounts,
     errors: ErrorLog,
     /// Open loop: the window's publishes that left more than `PACER_LATE` after they were
     /// due (the client's own doing: a publisher never waits for an answer).
@@ -182,7 +188,7 @@ struct State {
 impl State {
     /// `subscriber`'s connection ended: it is dropped, and messages stop waiting for it.
     fn left(&mut self, subscriber: usize, failure: &Failure) {
-        self.dropped += 1;
+        self.counts.subscribers_dropped += 1;
         self.alive[subscriber] = false;
         failure.log_into(&mut self.errors);
         if !self.counting {
@@ -215,7 +221,7 @@ impl State {
         let stamp = match decode(bytes, self.size) {
             Ok(stamp) => stamp,
             Err(err) => {
-                self.malformed += 1;
+                self.counts.malformed += 1;
                 Failure::ProtocolError(err.to_string()).log_into(&mut self.errors);
                 return;
             }
@@ -227,7 +233,7 @@ impl State {
         let p = stamp.publisher as usize;
         // A stamp nobody sent: forged or corrupted past the header check.
         if p >= self.sent.len() || stamp.seq >= self.sent[p] {
-            self.malformed += 1;
+            self.counts.malformed += 1;
             Failure::ProtocolError("a message no publisher of this run sent".to_owned())
                 .log_into(&mut self.errors);
             return;
@@ -246,15 +252,20 @@ impl State {
         if arrival != Arrival::Repeat {
             self.arrived_in_window += u64::from(self.in_window);
         }
-        let latency = self.now_ns().saturating_sub(stamp.sent_ns);
+        let now = self.now_ns();
+        let latency = now.saturating_sub(stamp.sent_ns);
         match arrival {
-            Arrival::Repeat => self.duplicated += 1,
+            Arrival::Repeat => self.counts.duplicated += 1,
             Arrival::Late | Arrival::InOrder | Arrival::Ahead(_) => {
                 if arrival == Arrival::Late {
-                    self.out_of_order += 1;
+                    self.counts.out_of_order += 1;
                 }
                 self.had[subscriber] += 1;
                 latency::record(&mut self.delivery, latency);
+                if let (Some(schedule), Some(corrected)) = (&self.schedule, &mut self.corrected) {
+                    let due = schedule.due_ns(p, stamp.seq);
+                    latency::record(corrected, now.saturating_sub(due));
+                }
                 if let Some(slowest) = self.fanout.delivered(stamp.publisher, stamp.seq, latency) {
                     latency::record(&mut self.slowest, slowest);
                 }
@@ -263,11 +274,65 @@ impl State {
     }
 }
 
-/// Runs the broadcast workload: opens the subscribers one after another (paced by
-/// `--connect-rate` if given), syncs them, publishes, drains, and returns what was counted.
-/// Fails when a subscriber cannot connect, the sync does not complete, or every subscriber's
-/// connection ended before the load began.
+/// Runs `--workload broadcast` and reports it: its deliveries are the report's round trips
+/// (those that arrived in the window; `broadcast.delivered` counts the window's messages, drain
+/// included) and their latency its round-trip latency (corrected from each publish's due time
+/// in open loop); the counts are in `report.broadcast`, and `--slo` is judged on deliveries.
 pub(crate) async fn run(
+    config: Config,
+    target: Target,
+    options: RunOptions,
+) -> Result<Report, RunError> {
+    let interrupt = options.interrupt.unwrap_or_default();
+    let local = tokio::task::LocalSet::new();
+    let outcome = local
+        .run_until(Box::pin(measure(&config, &target, &interrupt)))
+        .await
+        .map_err(RunError::Setup)?;
+    let mut m = Measurement::new(outcome.started_at, false);
+    m.measured = outcome.measured;
+    m.interrupted = outcome.interrupted;
+    m.counts.round_trips = outcome.summary.arrived_in_window;
+    m.counts.connections_opened = u64::from(config.connections);
+    m.counts.pacer_late_sends = outcome.pacer_late;
+    m.errors = outcome.errors;
+    m.latencies.round_trip = outcome.delivery;
+    m.latencies.corrected = outcome.corrected;
+    // One thread does all the work.
+    m.cpu = CpuUse {
+        threads: 1,
+        allowed_cpus: monitor::allowed_cpus(),
+        capacity_cpus: 1.0,
+        process: outcome.bracket.cpu,
+        busiest_thread: outcome.bracket.cpu.saturating_sub(outcome.idle_spin),
+        idle_spin: outcome.idle_spin,
+    };
+    m.steal_percent = outcome.bracket.steal_percent;
+    let mut report = crate::run::report(&config, &target, 1, &m);
+    // What --slo means here: the deliveries, not the publishes (see BroadcastSummary::judge).
+    if let Some(slo) = &config.slo {
+        let latency = m
+            .latencies
+            .corrected
+            .as_ref()
+            .unwrap_or(&m.latencies.round_trip);
+        let checks = outcome
+            .summary
+            .judge(slo, latency, outcome.measured, config.rate);
+        report.slo = Some(SloOutcome {
+            met: checks.iter().all(|c| c.met),
+            checks,
+            aborted: false,
+        });
+    }
+    report.broadcast = Some(outcome.summary);
+    Ok(report)
+}
+
+/// Opens the subscribers one after another (paced by `--connect-rate` if given), syncs them,
+/// publishes, drains, and returns what was counted. Fails when a subscriber cannot connect,
+/// the sync does not complete, or every subscriber's connection ended before the load began.
+async fn measure(
     config: &Config,
     target: &Target,
     interrupt: &CancellationToken,
@@ -290,11 +355,10 @@ pub(crate) async fn run(
         had: vec![0; subscribers],
         fanout: Fanout::new(0),
         delivery: latency::histogram(),
+        schedule: None,
+        corrected: config.rate.map(|_| latency::histogram()),
         slowest: latency::histogram(),
-        duplicated: 0,
-        out_of_order: 0,
-        malformed: 0,
-        dropped: 0,
+        counts: BroadcastCounts::default(),
         errors: ErrorLog::default(),
         pacer_late: 0,
         own_in_flight: vec![0; publishers],
@@ -406,7 +470,7 @@ pub(crate) async fn run(
         ));
     }
     // Boxed: its state is large and only alive while the load runs.
-    let outcome = Box::pin(publish(config, &state, writers, interrupt)).await;
+    let outcome = Box::pin(publish::publish(config, &state, writers, interrupt)).await;
     stop.cancel();
     for task in tasks {
         let _ = task.await;
@@ -414,201 +478,8 @@ pub(crate) async fn run(
     outcome
 }
 
-/// Publishes through the warmup and the window, then drains; returns the outcome.
-async fn publish(
-    config: &Config,
-    state: &Rc<RefCell<State>>,
-    writers: Vec<Writer>,
-    interrupt: &CancellationToken,
-) -> Result<Outcome, String> {
-    let publishers = writers.len();
-    let size = config.size;
-    let subscribers = config.connections;
-    let stop_publishing = CancellationToken::new();
-    let failed: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
-    let began = Instant::now();
-    // Open loop: the echo workers' timerfd pacer releases each publish at its instant (tokio's
-    // timer alone wakes up to a millisecond late).
-    let pacer = match config.rate {
-        Some(_) => {
-            Some(Rc::new(Pacer::new(publishers).map_err(|err| {
-                format!("cannot create the pacer's timer: {err}")
-            })?))
-        }
-        None => None,
-    };
-    let driver = pacer.clone().map(|pacer| {
-        tokio::task::spawn_local(async move {
-            let _ = pacer.drive().await;
-        })
-    });
-    let mut tasks = Vec::with_capacity(publishers);
-    for (p, mut writer) in writers.into_iter().enumerate() {
-        let state = Rc::clone(state);
-        let pacer = pacer.clone();
-        let stop = stop_publishing.clone();
-        let failed = Rc::clone(&failed);
-        let rate = config.rate.map(|r| r / publishers as f64);
-        let in_flight = config.pipeline.max(1);
-        tasks.push(tokio::task::spawn_local(async move {
-            let mut buf = vec![0u8; size];
-            let mut k: u64 = 0;
-            loop {
-                let mut due = None;
-                match (rate, &pacer) {
-                    // Open loop: publisher p's k-th message is due at (k + p / P) / rate.
-                    (Some(rate), Some(pacer)) => {
-                        let at = began
-                            + Duration::from_secs_f64(
-                                (k as f64 + p as f64 / publishers as f64) / rate,
-                            );
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = pacer.until(p, at) => {}
-                        }
-                        due = Some(at);
-                    }
-                    // Closed loop: the next goes when one of this publisher's own comes back.
-                    _ => loop {
-                        let wake = Rc::clone(&state.borrow().wake[p]);
-                        if state.borrow().own_in_flight[p] < in_flight {
-                            break;
-                        }
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = wake.notified() => {}
-                        }
-                    },
-                }
-                if stop.is_cancelled() {
-                    return;
-                }
-                {
-                    let mut s = state.borrow_mut();
-                    let seq = s.sent[p];
-                    s.sent[p] += 1;
-                    s.own_in_flight[p] += 1;
-                    if s.counting {
-                        s.fanout.published(p as u32, seq);
-                        let lag = due.map(|d| d.elapsed()).unwrap_or_default();
-                        s.pacer_late += u64::from(lag > PACER_LATE);
-                    }
-                    let sent_ns = s.now_ns();
-                    encode(
-                        &mut buf,
-                        Stamp {
-                            publisher: p as u32,
-                            seq,
-                            sent_ns,
-                        },
-                    );
-                }
-                if let Err(failure) = writer.send(&buf).await {
-                    failed
-                        .borrow_mut()
-                        .get_or_insert(format!("publisher {p} failed: {failure}"));
-                    return;
-                }
-                k += 1;
-            }
-        }));
-    }
-
-    // Warmup, then the window.
-    let interrupted = tokio::select! {
-        () = interrupt.cancelled() => true,
-        () = tokio::time::sleep(config.warmup) => false,
-    };
-    let window = echobench_core::monitor::Bracket::open(echobench_core::monitor::CpuOf::Process);
-    let window_start = Instant::now();
-    let started_at = std::time::SystemTime::now();
-    {
-        let mut s = state.borrow_mut();
-        s.counting = true;
-        s.in_window = true;
-        let alive = s.alive.iter().filter(|a| **a).count();
-        s.fanout = Fanout::new(u32::try_from(alive).unwrap_or(u32::MAX));
-        for p in 0..publishers {
-            s.window[p] = (s.sent[p], u64::MAX);
-        }
-    }
-    let interrupted = interrupted
-        || tokio::select! {
-            () = interrupt.cancelled() => true,
-            () = tokio::time::sleep(config.duration) => false,
-        };
-    stop_publishing.cancel();
-    let measured = window_start.elapsed();
-    let published = {
-        let mut s = state.borrow_mut();
-        s.in_window = false;
-        let mut published = 0;
-        for p in 0..publishers {
-            let end = s.sent[p];
-            s.window[p].1 = end;
-            published += end - s.window[p].0;
-        }
-        published
-    };
-    for task in tasks {
-        let _ = task.await;
-    }
-    if let Some(driver) = driver {
-        driver.abort();
-    }
-    let idle_spin = pacer.as_ref().map_or(Duration::ZERO, |p| p.idle_spin());
-    if let Some(reason) = failed.borrow_mut().take() {
-        return Err(reason);
-    }
-
-    // Drain: until every message has reached every subscriber still connected, or the
-    // timeout. Checked every millisecond; nothing is sent meanwhile.
-    let expected = published * u64::from(subscribers);
-    let drain_deadline = Instant::now() + config.timeout;
-    let drained = loop {
-        if state.borrow().complete(published) {
-            break true;
-        }
-        if Instant::now() >= drain_deadline || interrupt.is_cancelled() {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
-    let bracket = window.close();
-    let s = state.borrow();
-    let delivered: u64 = s.had.iter().sum();
-    let summary = BroadcastSummary {
-        subscribers,
-        publishers: publishers as u32,
-        published,
-        deliveries_expected: expected,
-        delivered,
-        missing: expected.saturating_sub(delivered),
-        duplicated: s.duplicated,
-        out_of_order: s.out_of_order,
-        subscribers_dropped: s.dropped,
-        malformed: s.malformed,
-        arrived_in_window: s.arrived_in_window,
-        deliveries_per_s: s.arrived_in_window as f64 / measured.as_secs_f64().max(1e-9),
-        drained,
-        delivery: Percentiles::of(&s.delivery),
-        slowest: Percentiles::of(&s.slowest),
-    };
-    Ok(Outcome {
-        summary,
-        pacer_late: s.pacer_late,
-        idle_spin,
-        delivery: s.delivery.clone(),
-        errors: s.errors.clone(),
-        measured,
-        started_at,
-        interrupted,
-        bracket,
-    })
-}
-
 /// What a broadcast run produced.
-pub(crate) struct Outcome {
+struct Outcome {
     /// The counts and latencies.
     pub summary: BroadcastSummary,
     /// Open loop: publishes of the window that left late by the client's doing.
@@ -617,6 +488,8 @@ pub(crate) struct Outcome {
     pub idle_spin: Duration,
     /// The delivery latency histogram.
     pub delivery: Histogram<u64>,
+    /// Open loop: the delivery latency from when each message was due.
+    pub corrected: Option<Histogram<u64>>,
     /// The errors seen.
     pub errors: ErrorLog,
     /// The measured window.
@@ -625,6 +498,6 @@ pub(crate) struct Outcome {
     pub started_at: std::time::SystemTime,
     /// Cut short by an interrupt.
     pub interrupted: bool,
-    /// The process's CPU and the machine's steal over the window and the drain.
+    /// The process's CPU and the machine's steal over the window.
     pub bracket: echobench_core::monitor::Bracketed,
 }

@@ -207,7 +207,7 @@ pub fn measured(report: &Report, server_cpu: Option<Duration>) -> Measured {
         sends: report
             .broadcast
             .as_ref()
-            .map_or(s.round_trips, |b| b.published),
+            .map_or(s.round_trips, |b| b.counts.published),
         client_utilization: report.client.utilization,
         client_saturated: report.flags.client_saturated,
         steal_percent: report.client.steal_percent,

@@ -200,14 +200,14 @@ fn row(t: &TrialResult) -> Vec<String> {
     push(num(t.rss_per_connection().map(|b| b / 1024.0), 3));
     let b = r.and_then(|r| r.broadcast.as_ref());
     for value in [
-        b.map(|b| b.published),
-        b.map(|b| b.deliveries_expected),
-        b.map(|b| b.delivered),
-        b.map(|b| b.missing),
-        b.map(|b| b.duplicated),
-        b.map(|b| b.out_of_order),
-        b.map(|b| b.malformed),
-        b.map(|b| b.subscribers_dropped),
+        b.map(|b| b.counts.published),
+        b.map(|b| b.counts.deliveries_expected),
+        b.map(|b| b.counts.delivered),
+        b.map(|b| b.counts.missing),
+        b.map(|b| b.counts.duplicated),
+        b.map(|b| b.counts.out_of_order),
+        b.map(|b| b.counts.malformed),
+        b.map(|b| b.counts.subscribers_dropped),
     ] {
         push(value.map(|v| v.to_string()).unwrap_or_default());
     }

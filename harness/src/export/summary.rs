@@ -109,8 +109,8 @@ pub fn rows(summaries: &[CellSummary]) -> Vec<Vec<String>> {
                 b.and_then(|b| b.slowest_p99_ns)
                     .map(|v| micros(v.median.round() as u64))
                     .unwrap_or_default(),
-                b.map(|b| b.missing.to_string()).unwrap_or_default(),
-                b.map(|b| b.subscribers_dropped.to_string())
+                b.map(|b| b.counts.missing.to_string()).unwrap_or_default(),
+                b.map(|b| b.counts.subscribers_dropped.to_string())
                     .unwrap_or_default(),
                 s.failures
                     .iter()
