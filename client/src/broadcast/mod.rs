@@ -12,7 +12,8 @@
 //! `--timeout`, for every message in flight to reach every subscriber that is still
 //! connected. Counts are then exact: delivered + missing = published x subscribers.
 //!
-//! One connection task per subscriber on the calling thread's runtime (`-t` does not apply).
+//! One connection task per subscriber on the calling thread's runtime (`-t` does not apply);
+//! the publishers send from a thread of their own ([`publish`]).
 
 pub mod message;
 mod publish;
@@ -20,6 +21,8 @@ pub mod tracker;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use echobench_core::Config;
@@ -44,7 +47,7 @@ use crate::protocol::{Stream, dial};
 use crate::run::{RunError, RunOptions};
 use crate::target::{Protocol, Target};
 use message::{Stamp, decode, encode};
-use publish::Schedule;
+use publish::{Schedule, Shared};
 use tracker::{Arrival, Fanout, Sequence};
 
 /// The publisher used for sync messages, which are never counted.
@@ -155,8 +158,11 @@ struct State {
     /// Arrivals of published messages while the window lasted (see
     /// [`BroadcastSummary::arrived_in_window`]).
     arrived_in_window: u64,
-    /// Messages sent by each publisher so far (its next sequence number), counted or not.
-    sent: Vec<u64>,
+    /// Shared with the publisher thread: what each publisher has sent, its own in flight.
+    shared: Arc<Shared>,
+    /// Per publisher, the next of the window's messages to await at every receiver
+    /// (registered with the `Fanout` on the first arrival of it or of a later one).
+    registered: Vec<u64>,
     /// Per publisher, the first sequence number of the window and the first after it.
     window: Vec<(u64, u64)>,
     /// Per subscriber, per publisher.
@@ -177,12 +183,6 @@ struct State {
     /// drain.
     counts: BroadcastCounts,
     errors: ErrorLog,
-    /// Open loop: the window's publishes that left more than `PACER_LATE` after they were
-    /// due (the client's own doing: a publisher never waits for an answer).
-    pacer_late: u64,
-    /// Per publisher, own messages in flight (closed loop).
-    own_in_flight: Vec<usize>,
-    wake: Vec<Rc<tokio::sync::Notify>>,
 }
 
 impl State {
@@ -232,15 +232,14 @@ impl State {
         }
         let p = stamp.publisher as usize;
         // A stamp nobody sent: forged or corrupted past the header check.
-        if p >= self.sent.len() || stamp.seq >= self.sent[p] {
+        if p >= self.shared.sent.len() || stamp.seq >= self.shared.sent[p].load(Ordering::Acquire) {
             self.counts.malformed += 1;
             Failure::ProtocolError("a message no publisher of this run sent".to_owned())
                 .log_into(&mut self.errors);
             return;
         }
         if p == subscriber {
-            self.own_in_flight[p] = self.own_in_flight[p].saturating_sub(1);
-            self.wake[p].notify_one();
+            self.shared.returned(p);
         }
         let (first, end) = self.window[p];
         if !self.counting || stamp.seq < first || stamp.seq >= end {
@@ -265,6 +264,12 @@ impl State {
                 if let (Some(schedule), Some(corrected)) = (&self.schedule, &mut self.corrected) {
                     let due = schedule.due_ns(p, stamp.seq);
                     latency::record(corrected, now.saturating_sub(due));
+                }
+                // Awaited at every receiver from its first arrival anywhere (or a later one's):
+                // the publisher thread does not touch the fanout.
+                while self.registered[p] <= stamp.seq {
+                    self.fanout.published(stamp.publisher, self.registered[p]);
+                    self.registered[p] += 1;
                 }
                 if let Some(slowest) = self.fanout.delivered(stamp.publisher, stamp.seq, latency) {
                     latency::record(&mut self.slowest, slowest);
@@ -347,7 +352,8 @@ async fn measure(
         counting: false,
         in_window: false,
         arrived_in_window: 0,
-        sent: vec![0; publishers],
+        shared: Arc::new(Shared::new(publishers)),
+        registered: vec![0; publishers],
         window: vec![(0, 0); publishers],
         sequences: vec![vec![Sequence::default(); publishers]; subscribers],
         synced: vec![false; subscribers],
@@ -360,11 +366,6 @@ async fn measure(
         slowest: latency::histogram(),
         counts: BroadcastCounts::default(),
         errors: ErrorLog::default(),
-        pacer_late: 0,
-        own_in_flight: vec![0; publishers],
-        wake: (0..publishers)
-            .map(|_| Rc::new(tokio::sync::Notify::new()))
-            .collect(),
     }));
 
     // Open every connection, paced by --connect-rate if given.
