@@ -479,6 +479,7 @@ mod tests {
                 "harness/configs/broadcast.toml",
                 &[
                     "tungstenite",
+                    "tungstenite-4k",
                     "axum-ws",
                     "node-ws",
                     "python-websockets",
