@@ -3,12 +3,13 @@
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use echobench_core::config::{Config, Payload, TlsConfig, TlsVersion, WsMode};
 use echobench_core::report::Report;
+use echobench_core::shard::ShardSpec;
 use echobench_core::slo::Slo;
 use echobench_core::stages::Stages;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +35,11 @@ Examples:
   echo-client http://127.0.0.1:8080/echo -c 64 -d 10s --json run.json
   echo-client ws://127.0.0.1:8080/ws -c 256 -r 10 --ws-mode text
   echo-client tcp://127.0.0.1:9000 -c 1 --rate 1000 -d 30s --hdr-log rtt.hlog
-  echo-client https://localhost:8443/echo --cacert ca.pem -c 64 -r 10 --tls-resume";
+  echo-client https://localhost:8443/echo --cacert ca.pem -c 64 -r 10 --tls-resume
+  T=$(( $(date +%s) + 5 ))   # two workers of one test, one window, one merged report:
+  echo-client ws://127.0.0.1:8080/ws -c 2000 --rate 20000 --shard 1/2 --start-at $T --json a.json &
+  echo-client ws://127.0.0.1:8080/ws -c 2000 --rate 20000 --shard 2/2 --start-at $T --json b.json
+  echo-client merge a.json b.json --json test.json      (echo-client merge --help)";
 
 /// Round-trip load generator for HTTP, WebSocket and TCP echo servers.
 ///
@@ -211,6 +216,43 @@ pub struct Args {
     #[arg(long)]
     pub allow_remote: bool,
 
+    /// Run shard I of N of the test these flags describe (1-based, e.g. 2/4): this worker's
+    /// share of -c, --rate, -n and --connect-rate, so that N workers (processes, hosts, the
+    /// pods of a Kubernetes Indexed Job) started with 1/N to N/N run exactly the test once
+    /// between them. Their --json reports merge into the test's with `echo-client merge`.
+    #[arg(long, value_name = "I/N", help_heading = "Many workers")]
+    pub shard: Option<ShardSpec>,
+
+    /// Open the measured window at this wall-clock instant (Unix seconds, e.g. 1798000000.5,
+    /// or RFC 3339), so that every worker of a test measures the same window: the load starts
+    /// --warmup before it; a worker that is not ready by then opens its window late and its
+    /// report says by how much (start_offset_s).
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at, help_heading = "Many workers")]
+    pub start_at: Option<SystemTime>,
+
+    /// Run the test over P worker processes on this machine, each pinned to its part of this
+    /// process's CPUs with its shard of the load (as --shard), their windows opening at one
+    /// instant; their reports are merged exactly into this run's one report (`workers` says
+    /// how many, with each one's own summary). A worker that fails fails the run with its
+    /// stderr. Chosen automatically, saying so, when -c needs more open files than one
+    /// process may have.
+    #[arg(long, value_name = "P", help_heading = "Many workers")]
+    pub processes: Option<u32>,
+
+    /// Make connections from these local addresses in turn (an address, or an IPv4 range such
+    /// as 127.0.0.2-127.0.0.9): each address pair has about 28,000 ephemeral ports, so one
+    /// destination takes that many connections per source address.
+    #[arg(long, value_name = "ADDR[-ADDR]", help_heading = "Many workers")]
+    pub source: Option<echobench_core::source::SourceRange>,
+
+    /// A worker process of --processes: run this shard's config (JSON) instead of the flags.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub worker_config: Option<PathBuf>,
+
+    /// A worker process of --processes: pin this process to these CPUs (comma-separated).
+    #[arg(long, value_name = "CPUS", hide = true, value_delimiter = ',')]
+    pub pin: Vec<usize>,
+
     /// Print nothing on stdout (use with --json or --csv).
     #[arg(short, long)]
     pub quiet: bool,
@@ -218,6 +260,19 @@ pub struct Args {
     /// Never show live progress on stderr (it is only shown on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// `--start-at`: Unix seconds or an RFC 3339 instant.
+fn parse_start_at(text: &str) -> Result<SystemTime, String> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map(|since| SystemTime::UNIX_EPOCH + since)
+            .map_err(|_| {
+                format!("`{text}` is not a time: give Unix seconds (e.g. `date +%s`) or RFC 3339")
+            });
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|_| format!("`{text}` is not a time: give Unix seconds (e.g. `date +%s`) or RFC 3339 (2026-12-03T10:00:00Z)"))
 }
 
 /// `--stages`: the parser's message points at the bad part.
@@ -290,13 +345,71 @@ impl Args {
                     publishers: self.publishers,
                 },
             ),
+            start_at: self.start_at,
+            source: self.source,
             ..defaults
         }
+    }
+
+    /// The config this process runs: [`Args::config`], with `--shard` its share of it, or a
+    /// `--processes` worker's config as its parent wrote it.
+    pub fn run_config(&self) -> Result<Config, String> {
+        if let Some(path) = &self.worker_config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read --worker-config {}: {err}", path.display()))?;
+            return serde_json::from_str(&text).map_err(|err| {
+                format!("--worker-config {} is not a config: {err}", path.display())
+            });
+        }
+        let config = self.config();
+        match self.shard {
+            Some(spec) => config.shard(spec).map_err(|err| err.to_string()),
+            None => Ok(config),
+        }
+    }
+
+    /// How many worker processes to run: `--processes`, or as many as -c needs when one
+    /// process may not open that many files (saying so); `None` runs the load here.
+    fn processes(&self, config: &Config) -> Option<u32> {
+        if self.worker_config.is_some() || self.shard.is_some() {
+            return None;
+        }
+        if let Some(p) = self.processes {
+            return (p != 1).then_some(p);
+        }
+        if config.broadcast.is_some() {
+            return None;
+        }
+        let per_process = crate::run::connections_per_process()?;
+        let peak = u64::from(config.peak_connections());
+        if peak <= per_process {
+            return None;
+        }
+        let processes = u32::try_from(peak.div_ceil(per_process.max(1))).unwrap_or(u32::MAX);
+        eprintln!(
+            "echo-client: -c {peak} needs more open files than one process may have ({per_process} connections each): running {processes} worker processes (--processes {processes})"
+        );
+        Some(processes)
     }
 }
 
 /// Runs the command and returns its exit code.
 pub fn run(args: &Args) -> u8 {
+    if args.worker_config.is_some()
+        && let Err(err) = end_with_parent()
+    {
+        eprintln!("Error: {err}");
+        return exit::FAILURE;
+    }
+    if !args.pin.is_empty()
+        && let Err(err) = pin(&args.pin)
+    {
+        eprintln!(
+            "Error: cannot pin this process to CPUs {:?}: {err}",
+            args.pin
+        );
+        return exit::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -313,19 +426,56 @@ pub fn run(args: &Args) -> u8 {
         hdr_log: args.hdr_log.clone(),
         interrupt: Some(interrupt.clone()),
     };
-    let outcome = runtime.block_on(async {
-        watch_signals(interrupt);
-        crate::run::run(args.config(), options).await
-    });
-    let report = match outcome {
-        Ok(report) => report,
+    let config = match args.run_config() {
+        Ok(config) => config,
         Err(err) => {
             eprintln!("Error: {err}");
-            return match err {
-                RunError::Config(_) | RunError::Target(_) => exit::USAGE,
-                RunError::Unreachable { .. } | RunError::Ramp { .. } => exit::UNREACHABLE,
-                RunError::Setup(_) => exit::FAILURE,
-            };
+            return exit::USAGE;
+        }
+    };
+    let outcome = match args.processes(&config) {
+        Some(processes) => {
+            if args.shard.is_some() {
+                eprintln!(
+                    "Error: --processes and --shard cannot be combined: run each host's shard with --shard, or split this one test with --processes"
+                );
+                return exit::USAGE;
+            }
+            runtime
+                .block_on(async {
+                    watch_signals(interrupt.clone());
+                    crate::processes::run(&config, processes, args.threads.is_some(), interrupt)
+                        .await
+                })
+                .map_err(|err| match err {
+                    crate::processes::ProcessesError::Usage(m) => (m, exit::USAGE),
+                    crate::processes::ProcessesError::Worker { message, code } => (message, code),
+                })
+                .and_then(|report| {
+                    write_hdr_log(args, &report)
+                        .map(|()| report)
+                        .map_err(|m| (m, exit::FAILURE))
+                })
+        }
+        None => runtime
+            .block_on(async {
+                watch_signals(interrupt);
+                crate::run::run(config, options).await
+            })
+            .map_err(|err| {
+                let code = match err {
+                    RunError::Config(_) | RunError::Target(_) => exit::USAGE,
+                    RunError::Unreachable { .. } | RunError::Ramp { .. } => exit::UNREACHABLE,
+                    RunError::Setup(_) => exit::FAILURE,
+                };
+                (err.to_string(), code)
+            }),
+    };
+    let report = match outcome {
+        Ok(report) => report,
+        Err((message, code)) => {
+            eprintln!("Error: {message}");
+            return code;
         }
     };
     let mut code = if report.interrupted {
@@ -347,6 +497,50 @@ pub fn run(args: &Args) -> u8 {
         let _ = stdout.flush();
     }
     code
+}
+
+/// A `--processes` worker gets SIGTERM (stops and reports) when its parent exits, even by
+/// SIGKILL; if the parent is already gone it does not start.
+fn end_with_parent() -> Result<(), String> {
+    let parent = nix::unistd::getppid();
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .map_err(|err| format!("cannot tie this worker to its parent: {err}"))?;
+    if nix::unistd::getppid() != parent {
+        return Err("the echo-client that started this worker has exited".to_owned());
+    }
+    Ok(())
+}
+
+/// Pins this process (and every thread it starts after) to `cpus`.
+fn pin(cpus: &[usize]) -> nix::Result<()> {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu)?;
+    }
+    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
+/// `--hdr-log` of a `--processes` run, from the merged timeline (a single process writes it
+/// as the seconds complete).
+fn write_hdr_log(args: &Args, report: &Report) -> Result<(), String> {
+    let Some(path) = &args.hdr_log else {
+        return Ok(());
+    };
+    let fail = |err: std::io::Error| format!("cannot write --hdr-log {}: {err}", path.display());
+    let started =
+        humantime::parse_rfc3339(&report.started_at).unwrap_or_else(|_| SystemTime::now());
+    let mut log = crate::export::hdrlog::HdrLog::create(path, started).map_err(fail)?;
+    for second in &report.timeline {
+        log.interval(
+            second.index,
+            second.duration,
+            &second.round_trip,
+            second.corrected.as_ref(),
+        )
+        .map_err(fail)?;
+    }
+    log.finish().map_err(fail)
 }
 
 fn write_outputs(args: &Args, report: &Report) -> Result<(), String> {

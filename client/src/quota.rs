@@ -97,31 +97,7 @@ impl Quota {
     }
 }
 
-/// Splits `total` round trips over workers with `clients[i]` connections each: in proportion
-/// to their connections, in whole connections' worth (`roundtrips` each) when connections are
-/// bounded, the last worker taking the remainder. The shares add up to `total` exactly.
-pub(crate) fn split(total: u64, roundtrips: u64, clients: &[usize]) -> Vec<u64> {
-    let unit = roundtrips.max(1);
-    let units = total.div_ceil(unit);
-    let connections: u64 = clients.iter().map(|&c| c as u64).sum::<u64>().max(1);
-    let mut assigned_units = 0;
-    let mut assigned = 0;
-    clients
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let share = if i + 1 == clients.len() {
-                units - assigned_units
-            } else {
-                units * c as u64 / connections
-            };
-            assigned_units += share;
-            let tickets = (share * unit).min(total - assigned);
-            assigned += tickets;
-            tickets
-        })
-        .collect()
-}
+pub(crate) use echobench_core::shard::split_total as split;
 
 #[cfg(test)]
 mod tests {

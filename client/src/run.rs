@@ -105,6 +105,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Report, RunError
     let target = Target::for_config(&config)?;
     check_open_files(config.peak_connections())?;
     preflight(&target, &config).await?;
+    if let Some(at) = config.start_at {
+        wait_for_start(at, config.warmup, options.interrupt.as_ref()).await?;
+    }
     if config.broadcast.is_some() {
         return crate::broadcast::run(config, target, options).await;
     }
@@ -113,6 +116,40 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Report, RunError
         Protocol::WebSocket => drive::<WsConnection>(config, target, options).await,
         Protocol::Tcp => drive::<TcpConnection>(config, target, options).await,
     }
+}
+
+/// `--start-at`: sleeps until `warmup` before `at`, when the load starts (at once if that has
+/// passed: the window then opens late, and the report says by how much). An interrupt ends
+/// the wait and the run goes on to report an empty, interrupted window.
+async fn wait_for_start(
+    at: SystemTime,
+    warmup: Duration,
+    interrupt: Option<&CancellationToken>,
+) -> Result<(), RunError> {
+    let ahead = at.duration_since(SystemTime::now()).unwrap_or_default();
+    if ahead > echobench_core::shard::MAX_START_AHEAD {
+        return Err(RunError::Config(ConfigError::Invalid(format!(
+            "--start-at is {} away, more than {}: is it in seconds since the Unix epoch (date +%s)?",
+            humantime::format_duration(Duration::from_secs(ahead.as_secs())),
+            humantime::format_duration(echobench_core::shard::MAX_START_AHEAD)
+        ))));
+    }
+    let lead = ahead.saturating_sub(warmup);
+    if lead.is_zero() {
+        if ahead < warmup {
+            tracing::warn!(short_by = ?(warmup - ahead), "--start-at leaves less than --warmup: the window may open late");
+        }
+        return Ok(());
+    }
+    let sleep = tokio::time::sleep(lead);
+    match interrupt {
+        Some(interrupt) => tokio::select! {
+            () = sleep => {}
+            () = interrupt.cancelled() => {}
+        },
+        None => sleep.await,
+    }
+    Ok(())
 }
 
 /// [`run`] on a runtime of its own, for callers that are not async.
@@ -124,12 +161,23 @@ pub fn run_blocking(config: Config, options: RunOptions) -> Result<Report, RunEr
     runtime.block_on(run(config, options))
 }
 
+/// Open files a process keeps for its runtime and output files beside its connections.
+const OPEN_FILE_MARGIN: u64 = 64;
+
+/// The most connections one process may hold: its hard open-file limit less a margin
+/// (`None` where it cannot be read).
+pub fn connections_per_process() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    Some(hard.saturating_sub(OPEN_FILE_MARGIN))
+}
+
 /// Raises the soft open-file limit to the hard one and checks that every connection (plus a
 /// margin for the runtime and output files) fits; otherwise connects would fail mid-run with
 /// `EMFILE`, which would be reported as server errors.
 fn check_open_files(connections: u32) -> Result<(), RunError> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    const MARGIN: u64 = 64;
+    const MARGIN: u64 = OPEN_FILE_MARGIN;
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return Ok(());
     };
@@ -140,7 +188,7 @@ fn check_open_files(connections: u32) -> Result<(), RunError> {
     };
     if u64::from(connections) + MARGIN > limit {
         return Err(RunError::Config(ConfigError::Invalid(format!(
-            "-c {connections} needs {} open files but this process may have {limit} (ulimit -n); lower --connections or raise the hard limit",
+            "-c {connections} needs {} open files but this process may have {limit} (ulimit -n); lower --connections, raise the hard limit, or split the load over worker processes with --processes (or hosts with --shard)",
             u64::from(connections) + MARGIN
         ))));
     }
@@ -303,6 +351,11 @@ async fn drive<C: Connection + 'static>(
     };
 
     let start = Instant::now();
+    // `--start-at`: the window opens at that instant (by this machine's clock), or once every
+    // connection has opened if that is later.
+    let start_at = config
+        .start_at
+        .map(|at| start + at.duration_since(SystemTime::now()).unwrap_or_default());
     let (window_tx, window_rx) = watch::channel(config.warmup.is_zero().then_some(start));
     let opened = Arc::new(AtomicU32::new(0));
     let timing = Timing {
@@ -362,8 +415,13 @@ async fn drive<C: Connection + 'static>(
     // `--warmup` of the full load, so the window starts steady.
     let mut all_open_at: Option<Instant> = None;
     let ramp_deadline = start + config.warmup_timeout;
-    // While the warmup runs, look every few milliseconds.
-    let mut ramp_check = tokio::time::interval(Duration::from_millis(5));
+    // While the warmup runs, look every few milliseconds (every one to open a --start-at
+    // window on time).
+    let mut ramp_check = tokio::time::interval(Duration::from_millis(if start_at.is_some() {
+        1
+    } else {
+        5
+    }));
     let mut ramp_failed: Option<u32> = None;
     let mut timeline = Timeline::new(threads);
     let mut finished: Vec<Finished> = Vec::with_capacity(threads);
@@ -377,8 +435,9 @@ async fn drive<C: Connection + 'static>(
                     all_open_at = Some(now);
                     tracing::info!(ramp = ?now - start, "every connection open");
                 }
+                let opens_at = |open: Instant| start_at.map_or(open + config.warmup, |at| at.max(open));
                 match all_open_at {
-                    Some(open) if now >= open + config.warmup => {
+                    Some(open) if now >= opens_at(open) => {
                         window_start = Some(now);
                         let _ = window_tx.send(Some(now));
                         window = Bracket::open(CpuOf::Process);

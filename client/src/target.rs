@@ -1,7 +1,9 @@
 //! Where the load goes: a URL parsed into protocol, TLS or not, address and request path, with
 //! the loopback check that keeps a mistyped host from load-testing somebody else's machine.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use echobench_core::protocol::Protocol;
 
@@ -28,6 +30,11 @@ pub struct Target {
     pub path: String,
     /// The address connections go to: the first one the host resolves to.
     pub addr: SocketAddr,
+    /// `--source`: the local addresses connections are made from, in turn (empty: the
+    /// kernel chooses).
+    pub sources: Vec<IpAddr>,
+    /// The next of `sources` to use, shared by every clone of this target.
+    next_source: Arc<AtomicUsize>,
 }
 
 /// Why a URL cannot be used as a target.
@@ -70,6 +77,14 @@ pub enum TargetError {
     /// The TLS settings cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::SetupError),
+    /// A `--source` address that cannot reach the target.
+    #[error("--source {range}: {reason}")]
+    Source {
+        /// The range given.
+        range: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// The host is not loopback and remote targets were not allowed.
     #[error(
         "refusing to load {addr} ({url}): it is not a loopback address. echo-client generates heavy load and only targets this machine unless you pass --allow-remote, which you should do only for servers you are allowed to load-test"
@@ -88,6 +103,30 @@ impl Target {
     /// refused.
     pub fn for_config(config: &echobench_core::config::Config) -> Result<Target, TargetError> {
         let mut target = Target::parse(&config.url, config.allow_remote)?;
+        if let Some(range) = &config.source {
+            let sources = range.addresses();
+            let refuse = |reason: String| TargetError::Source {
+                range: range.to_string(),
+                reason,
+            };
+            if let Some(other) = sources
+                .iter()
+                .find(|a| a.is_ipv4() != target.addr.is_ipv4())
+            {
+                return Err(refuse(format!(
+                    "{other} cannot reach {}: the source and the target must both be IPv4 or both IPv6",
+                    target.addr
+                )));
+            }
+            if !config.allow_remote
+                && let Some(other) = sources.iter().find(|a| !a.is_loopback())
+            {
+                return Err(refuse(format!(
+                    "{other} is not a loopback address; sources outside loopback need --allow-remote"
+                )));
+            }
+            target.sources = sources;
+        }
         let settings = config.tls.clone().unwrap_or_default();
         if target.secure {
             target.tls = Some(crate::tls::Dialer::new(
@@ -177,7 +216,18 @@ impl Target {
             port,
             path,
             addr,
+            sources: Vec::new(),
+            next_source: Arc::default(),
         })
+    }
+
+    /// The local address the next connection is made from, with `--source`.
+    pub fn next_source(&self) -> Option<IpAddr> {
+        if self.sources.is_empty() {
+            return None;
+        }
+        let at = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
+        Some(self.sources[at])
     }
 }
 

@@ -2,7 +2,7 @@
 //! its length, the messages, and the timeouts. The same struct is embedded in every report, so
 //! a result always says exactly how it was produced.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -164,6 +164,22 @@ pub struct Config {
     /// `--workload broadcast`: subscribe every connection to a relay and publish from some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broadcast: Option<crate::broadcast::BroadcastConfig>,
+    /// `--shard I/N`: this run is one worker's share of a larger test, whose whole load is
+    /// kept here (the fields above are the share: see [`Config::shard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// `--start-at`: the wall-clock instant the measured window opens (the load starts
+    /// `warmup` before it), so that the windows of a test's workers coincide.
+    #[serde(
+        default,
+        rename = "start_at_unix_s",
+        with = "unix_time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_at: Option<SystemTime>,
+    /// `--source`: local addresses the connections are made from, in turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::SourceRange>,
 }
 
 fn one() -> usize {
@@ -205,6 +221,9 @@ impl Config {
             slo_abort: None,
             tls: None,
             broadcast: None,
+            shard: None,
+            start_at: None,
+            source: None,
         }
     }
 
@@ -437,6 +456,35 @@ mod optional_secs {
     ) -> Result<Option<Duration>, D::Error> {
         Option::<f64>::deserialize(deserializer)?
             .map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Serde for an optional wall-clock instant as (fractional) seconds since the Unix epoch.
+mod unix_time {
+    use std::time::{Duration, SystemTime};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<SystemTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value.map(|t| t.duration_since(SystemTime::UNIX_EPOCH)) {
+            Some(Ok(since)) => serializer.serialize_some(&since.as_secs_f64()),
+            Some(Err(_)) | None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        Option::<f64>::deserialize(deserializer)?
+            .map(|s| {
+                Duration::try_from_secs_f64(s)
+                    .map(|since| SystemTime::UNIX_EPOCH + since)
+                    .map_err(serde::de::Error::custom)
+            })
             .transpose()
     }
 }

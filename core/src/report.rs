@@ -59,6 +59,14 @@ pub struct Report {
     /// `--workload broadcast`: deliveries, their exact counts and latencies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broadcast: Option<crate::broadcast::BroadcastSummary>,
+    /// With `--start-at`: how late the window opened after the instant asked for (negative:
+    /// early), seconds, by this machine's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_offset_s: Option<f64>,
+    /// A report merged from the shards of a test (`echo-client merge`, `--processes`): how
+    /// many workers, and each one's own figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<crate::shard::Workers>,
     /// One entry per second of the measured window: counts, p50/p99, and the second's
     /// histograms (see [`Second`]).
     pub timeline: Vec<Second>,
@@ -509,6 +517,11 @@ impl Report {
             slo,
             stages: stage_outcomes(&context.config, m),
             broadcast: None,
+            start_offset_s: context
+                .config
+                .start_at
+                .map(|at| crate::shard::offset_s(m.started_at, at)),
+            workers: None,
             timeline: m.timeline.clone(),
             histograms: Histograms {
                 round_trip: encode(&m.latencies.round_trip),

@@ -106,7 +106,7 @@ pub use tokio_util::sync::CancellationToken;
 pub use broadcast::{Broadcast, Policy};
 pub use fixture::{BlockingFixture, Fixture, FixtureBuilder};
 pub use implementation::{Impl, Protocol, UnknownImpl};
-pub use listener::{LISTEN_BACKLOG, bind, bind_std};
+pub use listener::{LISTEN_BACKLOG, bind, bind_shared, bind_shared_std, bind_std};
 pub use options::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_MESSAGE, Faults, Options, OptionsError, Stall,
 };

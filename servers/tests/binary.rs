@@ -310,3 +310,66 @@ fn bad_input_fails_clearly() {
     }
     drop(taken);
 }
+
+/// The processes that `pid`'s threads started.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path().join("children");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        children.extend(text.split_whitespace().map(|p| p.parse::<u32>().unwrap()));
+    }
+    children
+}
+
+/// Listening TCP sockets on `port` (IPv4), from /proc/net/tcp.
+fn listeners_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields[1].rsplit(':').next().unwrap();
+            u16::from_str_radix(local_port, 16).unwrap() == port && fields[3] == "0A"
+        })
+        .count()
+}
+
+/// `--processes 3`: three processes listen on the one address (SO_REUSEPORT), the ready line
+/// comes once all do, every connection is echoed, and SIGTERM stops all three with exit 0.
+#[tokio::test]
+async fn processes_share_one_address() {
+    for imp in [Impl::Tcp, Impl::Tungstenite, Impl::Hyper] {
+        let server = Server::start(&[imp.name(), "--processes", "3"]);
+        let addr = server.addr();
+        let copies = children_of(server.child.as_ref().unwrap().id());
+        assert_eq!(copies.len(), 2, "{imp}: {copies:?}");
+        assert_eq!(listeners_on(addr.port()), 3, "{imp}");
+        for i in 0..24u8 {
+            let mut client = Client::connect(imp, addr).await;
+            assert_eq!(client.echo(&[i; 5]).await, Echo::Bytes(vec![i; 5]), "{imp}");
+        }
+        server.signal(Signal::SIGTERM);
+        let (code, rest) = server.exit();
+        assert_eq!((code, rest.as_str()), (0, ""), "{imp}");
+        assert_eq!(listeners_on(addr.port()), 0, "{imp}: every process stopped");
+    }
+}
+
+/// Faults that act across the whole server cannot be shared by processes: refused (exit 2).
+#[test]
+fn processes_refuse_server_wide_faults() {
+    for flags in [
+        &["tcp", "--processes", "2", "--broadcast"][..],
+        &["tcp", "--processes", "2", "--corrupt-every", "3"],
+        &["hyper", "--processes", "2", "--max-rate", "10"],
+    ] {
+        let output = Command::new(bin()).args(flags).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("--processes"),
+            "{flags:?}"
+        );
+    }
+}

@@ -101,9 +101,40 @@ pub(crate) trait Connection: Sized {
 
 /// TCP connect with `TCP_NODELAY`, mapping errors onto connect failure kinds.
 async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
-    let stream = TcpStream::connect(target.addr)
-        .await
-        .map_err(Failure::connect)?;
+    let stream = match target.next_source() {
+        None => TcpStream::connect(target.addr)
+            .await
+            .map_err(Failure::connect)?,
+        Some(source) => {
+            let socket = if target.addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(Failure::connect)?;
+            if target.addr.is_ipv4() {
+                // The port is chosen at connect, unique per 4-tuple, instead of reserved at
+                // bind for every destination: a bind to port 0 otherwise needs a port that no
+                // socket on the address holds (TIME_WAIT ones of earlier runs included).
+                nix::sys::socket::setsockopt(
+                    &socket,
+                    nix::sys::socket::sockopt::IpBindAddressNoPort,
+                    &true,
+                )
+                .map_err(|err| Failure::connect(io::Error::from(err)))?;
+            }
+            socket.bind(SocketAddr::new(source, 0)).map_err(|err| {
+                Failure::connect(io::Error::new(
+                    err.kind(),
+                    format!("cannot bind --source address {source}: {err}"),
+                ))
+            })?;
+            socket
+                .connect(target.addr)
+                .await
+                .map_err(Failure::connect)?
+        }
+    };
     refuse_self_connection(stream.local_addr().ok(), stream.peer_addr().ok())?;
     stream.set_nodelay(true).map_err(Failure::connect)?;
     Ok(stream)

@@ -43,6 +43,20 @@ pub(crate) struct Args {
     #[arg(short, long)]
     pub(crate) threads: Option<NonZeroUsize>,
 
+    /// Serve as P processes listening on --addr together (SO_REUSEPORT; the kernel spreads new
+    /// connections over them), for more connections than one process may open files for.
+    /// Each runs --threads threads [default: this process's CPUs / P, at least 1]. The ready
+    /// line comes once all are listening; SIGINT/SIGTERM stops them all; one that exits on
+    /// its own stops the rest and the server fails. Each process has its own broadcast
+    /// relay: /broadcast relays among the subscribers one process holds (tcp --broadcast,
+    /// and the faults that act across the whole server, are refused).
+    #[arg(long, value_name = "P")]
+    pub(crate) processes: Option<std::num::NonZeroU32>,
+
+    /// One process of --processes: bind --addr shared with the others (SO_REUSEPORT).
+    #[arg(long, hide = true)]
+    pub(crate) reuseport: bool,
+
     /// Largest HTTP request body or WebSocket message in bytes; larger bodies get 413, larger
     /// WebSocket messages close 1009. Ignored by tcp.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE)]
@@ -153,6 +167,14 @@ impl Args {
             Some(_) if self.broadcast && (self.close_after.is_some() || self.corrupt_every.is_some()) => {
                 conflict("--close-after and --corrupt-every act on echoes; the --broadcast relay applies only --delay, --stall-every, --echo-cost and --max-rate, per delivery".to_owned())
             }
+            _ if self.processes.is_some_and(|p| p.get() > 1)
+                && (self.broadcast
+                    || self.corrupt_every.is_some()
+                    || self.max_rate.is_some()
+                    || self.stall_every.is_some()) =>
+            {
+                conflict("--processes: --broadcast, --corrupt-every, --max-rate and --stall-every act across the whole server, which P processes cannot share; use one process".to_owned())
+            }
             _ => Ok(()),
         }
     }
@@ -231,6 +253,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         print!("{}", list());
         return Ok(());
     };
+    if args.reuseport {
+        // A copy of `--processes` ends with the process that started it, however that ends.
+        crate::processes::end_with_parent()?;
+    }
     let options = args.options()?;
     if let (Some(path), Some(identity)) = (&args.cert_out, &options.tls) {
         std::fs::write(path, &identity.ca_pem).with_context(|| {
@@ -240,10 +266,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             )
         })?;
     }
+    let processes = args.processes.map_or(1, std::num::NonZeroU32::get);
     let threads = match args.threads {
         Some(threads) => threads.get(),
         // available_parallelism honours the affinity mask (sched_getaffinity) on Linux.
-        None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        None => (std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+            / processes as usize)
+            .max(1),
     };
     let runtime = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -256,11 +285,28 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             .build()
     }
     .context("could not start the tokio runtime")?;
+    if processes > 1 {
+        return runtime.block_on(async {
+            let shutdown = CancellationToken::new();
+            let signals = wait_for_signal(shutdown.clone())?;
+            crate::processes::serve(
+                implementation,
+                args.addr,
+                options,
+                processes,
+                threads,
+                signals,
+                shutdown,
+            )
+            .await
+        });
+    }
     runtime.block_on(serve_until_signal(
         implementation,
         args.addr,
         options,
         threads,
+        args.reuseport,
     ))
 }
 
@@ -269,8 +315,14 @@ async fn serve_until_signal(
     addr: SocketAddr,
     options: Options,
     threads: usize,
+    shared: bool,
 ) -> anyhow::Result<()> {
-    let listener = echo_servers::bind(addr).with_context(|| {
+    let bound = if shared {
+        echo_servers::bind_shared(addr)
+    } else {
+        echo_servers::bind(addr)
+    };
+    let listener = bound.with_context(|| {
         format!("cannot listen on {addr}; pick another address or port with --addr")
     })?;
     let local = listener
@@ -292,7 +344,7 @@ async fn serve_until_signal(
 }
 
 /// Prints the ready line. It is the one thing this program writes to stdout.
-fn announce(url: &str) {
+pub(crate) fn announce(url: &str) {
     let mut stdout = std::io::stdout().lock();
     if let Err(err) = writeln!(stdout, "listening {url}").and_then(|()| stdout.flush()) {
         tracing::warn!(%err, "could not write the ready line to stdout");

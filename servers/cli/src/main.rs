@@ -3,6 +3,7 @@
 //! fixture compiles no flag parser.
 
 mod cli;
+mod processes;
 
 use std::process::ExitCode;
 
