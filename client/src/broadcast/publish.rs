@@ -367,7 +367,17 @@ impl Plan {
             tokio::select! {
                 sent = writer.send(&buf) => {
                     if let Err(failure) = sent {
-                        return Err(format!("publisher {p} failed: {failure}"));
+                        // The relay dropped this subscriber (e.g. closed it 1008 for a full
+                        // queue) or the connection failed: its reader counts the drop, and the
+                        // message that did not leave is taken back, so no receiver expects it.
+                        shared.sent[p].store(seq, Ordering::Release);
+                        let _ = shared.own_in_flight[p].fetch_update(
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                            |n| n.checked_sub(1),
+                        );
+                        tracing::debug!(publisher = p, %failure, "publisher stopped: its connection is gone");
+                        return Ok(late);
                     }
                 }
                 () = self.abandon.cancelled() => return Ok(late),
