@@ -69,6 +69,10 @@ pipeline DURATION="5s":
 ws-memory CONNECTIONS="15000":
     scripts/ws-memory.sh {{CONNECTIONS}}
 
+# N connections (TCP, then WebSocket) held at RATE per connection per second: memory per connection, latency.
+scale CONNECTIONS="100000" DURATION="60s" RATE="0.2":
+    scripts/scale.sh {{CONNECTIONS}} {{DURATION}} {{RATE}}
+
 # A/B two echo-client binaries against one pinned hyper server, closed loop and at a fixed rate.
 client-ab A B ROUNDS="4" RATE="30000":
     scripts/client-ab.sh {{A}} {{B}} {{ROUNDS}} {{RATE}}

@@ -1,6 +1,5 @@
 //! The `echo-client` command line: flags to [`Config`], the run, the outputs, the exit code.
 
-use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -14,9 +13,7 @@ use echobench_core::slo::Slo;
 use echobench_core::stages::Stages;
 use tokio_util::sync::CancellationToken;
 
-use crate::export;
 use crate::run::{RunError, RunOptions};
-use crate::summary;
 
 pub use echobench_core::exit::client as exit;
 
@@ -177,7 +174,8 @@ pub struct Args {
     pub slo_abort: Option<Duration>,
 
     /// Write the full report to FILE: versioned JSON with the config, summary, flags, per-second
-    /// timeline and the HDR histograms (base64 V2), which merge exactly.
+    /// timeline and the HDR histograms (base64 V2), which merge exactly. `-` writes it to
+    /// stdout (the summary then goes to stderr): how a worker on another host hands it back.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
@@ -396,7 +394,7 @@ impl Args {
 /// Runs the command and returns its exit code.
 pub fn run(args: &Args) -> u8 {
     if args.worker_config.is_some()
-        && let Err(err) = end_with_parent()
+        && let Err(err) = echobench_core::copies::end_with_parent()
     {
         eprintln!("Error: {err}");
         return exit::FAILURE;
@@ -433,6 +431,16 @@ pub fn run(args: &Args) -> u8 {
             return exit::USAGE;
         }
     };
+    if args.worker_config.is_none()
+        && let Some(ports) = echobench_core::source::ephemeral_ports()
+    {
+        let sources = config.source.map_or(1, |s| s.addresses().len());
+        if let Some(warning) =
+            echobench_core::source::crowding(u64::from(config.peak_connections()), sources, ports)
+        {
+            eprintln!("echo-client: {warning}");
+        }
+    }
     let outcome = match args.processes(&config) {
         Some(processes) => {
             if args.shard.is_some() {
@@ -487,28 +495,16 @@ pub fn run(args: &Args) -> u8 {
     } else {
         exit::OK
     };
-    if let Err(message) = write_outputs(args, &report) {
+    let outputs = crate::export::Outputs {
+        json: args.json.as_deref(),
+        csv: args.csv.as_deref(),
+        quiet: args.quiet,
+    };
+    if let Err(message) = outputs.write(&report) {
         eprintln!("Error: {message}");
         code = exit::FAILURE;
     }
-    if !args.quiet {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(summary::render(&report).as_bytes());
-        let _ = stdout.flush();
-    }
     code
-}
-
-/// A `--processes` worker gets SIGTERM (stops and reports) when its parent exits, even by
-/// SIGKILL; if the parent is already gone it does not start.
-fn end_with_parent() -> Result<(), String> {
-    let parent = nix::unistd::getppid();
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-        .map_err(|err| format!("cannot tie this worker to its parent: {err}"))?;
-    if nix::unistd::getppid() != parent {
-        return Err("the echo-client that started this worker has exited".to_owned());
-    }
-    Ok(())
 }
 
 /// Pins this process (and every thread it starts after) to `cpus`.
@@ -541,18 +537,6 @@ fn write_hdr_log(args: &Args, report: &Report) -> Result<(), String> {
         .map_err(fail)?;
     }
     log.finish().map_err(fail)
-}
-
-fn write_outputs(args: &Args, report: &Report) -> Result<(), String> {
-    if let Some(path) = &args.json {
-        export::json::write(report, path)
-            .map_err(|err| format!("cannot write --json {}: {err}", path.display()))?;
-    }
-    if let Some(path) = &args.csv {
-        export::csv::write(report, path)
-            .map_err(|err| format!("cannot write --csv {}: {err}", path.display()))?;
-    }
-    Ok(())
 }
 
 /// Cancels `interrupt` on SIGINT or SIGTERM, so the run stops early but still reports.

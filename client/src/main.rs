@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file holds plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // `merge` is the one subcommand; anything else is a target URL (never the word `merge`).
     if std::env::args_os().nth(1).is_some_and(|a| a == "merge") {

@@ -2,14 +2,14 @@
 //! of one test (`--shard 1/N` to `N/N`, from processes, hosts or pods) merged into the report
 //! of that test, exactly (see [`echobench_core::shard::merge`]), with its summary on stdout.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Parser;
 use echobench_core::report::Report;
 
 use crate::cli::exit;
-use crate::{export, summary};
+use crate::export;
 
 /// Merges the --json reports of a test's shards into the report of the whole test.
 ///
@@ -25,7 +25,7 @@ pub struct MergeArgs {
     #[arg(required = true, value_name = "REPORT")]
     pub reports: Vec<PathBuf>,
 
-    /// Write the merged report to FILE.
+    /// Write the merged report to FILE (`-`: stdout, the summary then goes to stderr).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
@@ -77,23 +77,16 @@ pub fn run(args: &MergeArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let mut code = exit::OK;
-    if let Some(path) = &args.json
-        && let Err(err) = export::json::write(&merged, path)
-    {
-        eprintln!("Error: cannot write --json {}: {err}", path.display());
-        code = exit::FAILURE;
+    let outputs = export::Outputs {
+        json: args.json.as_deref(),
+        csv: args.csv.as_deref(),
+        quiet: args.quiet,
+    };
+    match outputs.write(&merged) {
+        Ok(()) => exit::OK,
+        Err(message) => {
+            eprintln!("Error: {message}");
+            exit::FAILURE
+        }
     }
-    if let Some(path) = &args.csv
-        && let Err(err) = export::csv::write(&merged, path)
-    {
-        eprintln!("Error: cannot write --csv {}: {err}", path.display());
-        code = exit::FAILURE;
-    }
-    if !args.quiet {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(summary::render(&merged).as_bytes());
-        let _ = stdout.flush();
-    }
-    code
 }

@@ -16,10 +16,9 @@ use echobench_core::shard::ShardSpec;
 
 use crate::cli::exit;
 
-/// One worker, as started.
+/// One worker, as started: its shard and where it writes its report and its stderr.
 struct Worker {
     spec: ShardSpec,
-    child: tokio::process::Child,
     report: PathBuf,
     stderr: PathBuf,
 }
@@ -54,27 +53,6 @@ fn window_opens(config: &Config) -> SystemTime {
         + Duration::from_secs(1)
         + config.warmup
         + Duration::try_from_secs_f64(ramp).unwrap_or_default()
-}
-
-/// A directory for the workers' configs, reports and stderr, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn create() -> std::io::Result<Scratch> {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!("echo-client-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&path)?;
-        Ok(Scratch(path))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The end of a worker's stderr, for the error that names it.
@@ -129,9 +107,10 @@ pub async fn run(
             "cannot find this program to start its workers: {err}"
         ))
     })?;
-    let scratch = Scratch::create()
+    let scratch = echobench_core::copies::Scratch::create("echo-client")
         .map_err(|err| failed(format!("cannot make a directory for the workers: {err}")))?;
     let mut workers = Vec::with_capacity(processes as usize);
+    let mut children = Vec::with_capacity(processes as usize);
     for i in 0..processes {
         let spec = ShardSpec {
             index: i + 1,
@@ -147,7 +126,7 @@ pub async fn run(
         } else {
             mine.len().max(1)
         };
-        let dir = &scratch.0;
+        let dir = scratch.path();
         let config_path = dir.join(format!("worker-{}.config.json", i + 1));
         let report = dir.join(format!("worker-{}.json", i + 1));
         let stderr = dir.join(format!("worker-{}.stderr", i + 1));
@@ -175,29 +154,42 @@ pub async fn run(
         let child = command
             .spawn()
             .map_err(|err| failed(format!("cannot start worker process {spec}: {err}")))?;
+        children.push(child);
         workers.push(Worker {
             spec,
-            child,
             report,
             stderr,
         });
     }
     tracing::info!(processes, "worker processes started");
 
-    // Wait for every worker; an interrupt is passed on (each then reports what it ran).
-    let pids: Vec<u32> = workers.iter().filter_map(|w| w.child.id()).collect();
+    // Wait for every worker, as each ends: the first that fails stops the others at once
+    // (the test is already not what was asked). An interrupt is passed on (each worker then
+    // reports what it ran).
+    let pids: Vec<u32> = children
+        .iter()
+        .filter_map(tokio::process::Child::id)
+        .collect();
+    let mut waits = tokio::task::JoinSet::new();
+    for (i, mut child) in children.into_iter().enumerate() {
+        waits.spawn(async move { (i, child.wait().await) });
+    }
     let mut forwarded = false;
-    let mut reports = Vec::with_capacity(workers.len());
-    for worker in &mut workers {
-        let status = loop {
-            tokio::select! {
-                status = worker.child.wait() => break status,
-                () = interrupt.cancelled(), if !forwarded => {
-                    forwarded = true;
-                    terminate(&pids);
-                }
+    let mut ended = 0;
+    while ended < workers.len() {
+        let joined = tokio::select! {
+            joined = waits.join_next() => joined,
+            () = interrupt.cancelled(), if !forwarded => {
+                forwarded = true;
+                terminate(&pids);
+                continue;
             }
         };
+        let Some(joined) = joined else { break };
+        ended += 1;
+        let (i, status) =
+            joined.map_err(|err| failed(format!("cannot wait for a worker process: {err}")))?;
+        let worker = &workers[i];
         let spec = worker.spec;
         let status = status
             .map_err(|err| failed(format!("cannot wait for worker process {spec}: {err}")))?;
@@ -206,7 +198,6 @@ pub async fn run(
             status.code().and_then(|c| u8::try_from(c).ok()),
             Some(exit::OK | exit::ALL_FAILED | exit::SLO_BREACHED | exit::INTERRUPTED)
         );
-        let stderr = stderr_of(&worker.stderr);
         if !reported {
             // Its load is gone: the others' would be a smaller test than the one asked for.
             terminate(&pids);
@@ -216,11 +207,17 @@ pub async fn run(
             };
             return Err(ProcessesError::Worker {
                 message: format!(
-                    "worker process {spec} failed ({status}), so the test did not run as asked; its stderr:\n{stderr}"
+                    "worker process {spec} failed ({status}), so the test did not run as asked; its stderr:\n{}",
+                    stderr_of(&worker.stderr)
                 ),
                 code,
             });
         }
+    }
+    let mut reports = Vec::with_capacity(workers.len());
+    for worker in &workers {
+        let spec = worker.spec;
+        let stderr = stderr_of(&worker.stderr);
         if stderr != "(nothing on stderr)" {
             for line in stderr.lines() {
                 eprintln!("worker {spec}: {line}");

@@ -12,6 +12,7 @@
 
 pub mod broadcast;
 pub mod config;
+pub mod copies;
 pub mod error;
 pub mod exit;
 pub mod format;

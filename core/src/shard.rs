@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigError};
 use crate::measurement::Measurement;
 use crate::report::{Context, Report, ReportError, Tool};
+use crate::stages::{Stage, Stages};
 
 /// `--shard I/N`: which share of the test this worker runs (1-based, as `jest --shard`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,7 @@ impl FromStr for ShardSpec {
 }
 
 /// The load a test is made of, which its shards split.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Load {
     /// `-c`.
     pub connections: u32,
@@ -64,6 +65,9 @@ pub struct Load {
     pub total: Option<u64>,
     /// `--connect-rate`.
     pub connect_rate: Option<f64>,
+    /// `--stages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Stages>,
 }
 
 impl Load {
@@ -73,12 +77,13 @@ impl Load {
             rate: config.rate,
             total: config.total,
             connect_rate: config.connect_rate,
+            stages: config.stages.clone(),
         }
     }
 }
 
 /// What a shard's config says about the test it is part of.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shard {
     /// This worker's place, 1 to `count`.
     pub index: u32,
@@ -136,11 +141,6 @@ impl Config {
                 "--shard {spec} cannot split --workload broadcast: a shard's subscribers receive the other shards' messages, which its exact counts cannot account for"
             ));
         }
-        if self.stages.is_some() {
-            return invalid(format!(
-                "--shard {spec} cannot split --stages yet: run each worker with its own share of the stages"
-            ));
-        }
         if self.connections < spec.count {
             return invalid(format!(
                 "-c {} cannot be split over {} shards: each needs at least one connection",
@@ -156,6 +156,24 @@ impl Config {
         let total = self
             .total
             .map(|n| split_total(n, self.roundtrips, &shares)[spec.index as usize - 1]);
+        // Stages split level by level: a rate in proportion to the connections, connections
+        // by segments of each level (so at every stage's ends the shards' connections add up
+        // to the test's exactly; inside a ramp each shard rounds its own share).
+        let stages = self.resolved_stages().map(|whole| {
+            let share = |level: f64| match self.rate {
+                Some(_) => level * fraction,
+                None => segment(level as u64, spec.index, spec.count) as f64,
+            };
+            let mine: Vec<Stage> = whole
+                .iter()
+                .map(|s| Stage {
+                    duration: s.duration,
+                    from: share(s.from),
+                    to: share(s.to),
+                })
+                .collect();
+            Stages::of_resolved(&mine)
+        });
         if total == Some(0) {
             return invalid(format!(
                 "-n {} cannot be split over {} shards with -r {}: shard {spec} would have no round trips",
@@ -169,6 +187,7 @@ impl Config {
             rate: self.rate.map(|r| r * fraction),
             total,
             connect_rate: self.connect_rate.map(|r| r * fraction),
+            stages,
             shard: Some(Shard {
                 index: spec.index,
                 count: spec.count,
@@ -188,6 +207,7 @@ impl Config {
                 rate: shard.test.rate,
                 total: shard.test.total,
                 connect_rate: shard.test.connect_rate,
+                stages: shard.test.stages.clone(),
                 shard: None,
                 ..self.clone()
             },
@@ -288,7 +308,7 @@ fn first_difference(
 pub fn merge(reports: &[(String, Report)], one_machine: bool) -> Result<Report, MergeError> {
     let (first_name, first) = reports.first().ok_or(MergeError::Empty)?;
     let mismatch = |text: String| Err(MergeError::Mismatch(text));
-    let Some(count) = first.config.shard.map(|s| s.count) else {
+    let Some(count) = first.config.shard.as_ref().map(|s| s.count) else {
         return mismatch(format!(
             "{first_name} is not a shard of a test (it was not run with --shard I/N)"
         ));
@@ -296,7 +316,7 @@ pub fn merge(reports: &[(String, Report)], one_machine: bool) -> Result<Report, 
     let reference = comparable(&first.config);
     let mut seen: Vec<Option<&str>> = vec![None; count as usize];
     for (name, report) in reports {
-        let Some(shard) = report.config.shard else {
+        let Some(shard) = &report.config.shard else {
             return mismatch(format!(
                 "{name} is not a shard of a test (it was not run with --shard I/N)"
             ));
@@ -348,7 +368,7 @@ pub fn merge(reports: &[(String, Report)], one_machine: bool) -> Result<Report, 
     }
 
     let mut ordered: Vec<&(String, Report)> = reports.iter().collect();
-    ordered.sort_by_key(|(_, r)| r.config.shard.map_or(0, |s| s.index));
+    ordered.sort_by_key(|(_, r)| r.config.shard.as_ref().map_or(0, |s| s.index));
     let mut merged: Option<Measurement> = None;
     let mut threads = 0;
     for (name, report) in &ordered {
@@ -391,6 +411,7 @@ pub fn merge(reports: &[(String, Report)], one_machine: bool) -> Result<Report, 
                 shard: r
                     .config
                     .shard
+                    .as_ref()
                     .map_or_else(String::new, |s| format!("{}/{}", s.index, s.count)),
                 started_at: r.started_at.clone(),
                 measured_s: r.measured_s,
@@ -507,11 +528,64 @@ mod tests {
         }
     }
 
+    /// Stages split level by level: at every stage's ends the shards' rates add up to the
+    /// test's (in proportion to their connections) and their connections exactly; each
+    /// shard's stages last as long as the test's, and the whole test is kept.
+    #[test]
+    fn stages_split_level_by_level() {
+        let base = Config::new("ws://127.0.0.1:1/ws");
+        let cases = [
+            // (connections, rate, stages, shards)
+            (10, Some(100.0), "2s:1000,3s:=500,1s:x2*2,1500ms:0", 3),
+            (7, Some(33.3), "1s:+10*3,2s:7", 2),
+            (4, None, "2s:10,2s:=3,1s:+2*2,3s:1", 4),
+            (100, None, "1s:1000,1s:=999", 7),
+        ];
+        for (connections, rate, stages, count) in cases {
+            let test = Config {
+                connections,
+                rate,
+                stages: Some(stages.parse().unwrap()),
+                ..base.clone()
+            };
+            let test = Config {
+                duration: test.stages.as_ref().unwrap().duration(),
+                ..test
+            };
+            let whole = test.resolved_stages().unwrap();
+            let shards: Vec<Vec<Stage>> = (1..=count)
+                .map(|i| {
+                    let shard = test.shard(spec(i, count)).unwrap();
+                    assert_eq!(shard.validate(), Ok(()), "{stages} {i}/{count}");
+                    assert_eq!(shard.whole_test(), test, "{stages} {i}/{count}");
+                    assert_eq!(shard.duration, test.duration, "{stages} {i}/{count}");
+                    shard.resolved_stages().unwrap()
+                })
+                .collect();
+            for (k, stage) in whole.iter().enumerate() {
+                let sum = |end: fn(&Stage) -> f64| shards.iter().map(|s| end(&s[k])).sum::<f64>();
+                for (got, want) in [(sum(|s| s.from), stage.from), (sum(|s| s.to), stage.to)] {
+                    match rate {
+                        Some(_) => assert!(
+                            (got - want).abs() <= 1e-9 * want.max(1.0),
+                            "{stages} stage {k}: {got} != {want}"
+                        ),
+                        None => assert_eq!(got, want, "{stages} stage {k}"),
+                    }
+                }
+                assert!(
+                    shards.iter().all(|s| s[k].duration == stage.duration),
+                    "{stages}"
+                );
+            }
+        }
+    }
+
     /// What cannot be split is refused, naming the flag.
     #[test]
     fn unsplittable() {
         let base = Config::new("ws://127.0.0.1:1/ws");
-        let cases: [(Config, ShardSpec, &str); 4] = [
+        let cases: [(Config, ShardSpec, &str); 3] = [
             (
                 Config {
                     connections: 3,
@@ -529,15 +603,6 @@ mod tests {
                 },
                 spec(1, 2),
                 "--workload broadcast",
-            ),
-            (
-                Config {
-                    stages: Some("1s:100".parse().unwrap()),
-                    duration: Duration::from_secs(1),
-                    ..base.clone()
-                },
-                spec(1, 2),
-                "--stages",
             ),
             (
                 Config {

@@ -180,6 +180,29 @@ impl fmt::Display for Stages {
 }
 
 impl Stages {
+    /// An expression for `stages`: a step (`D:=N`) for a stage that holds its level, a ramp
+    /// (`D:N`) for one that moves; a ramp starts where the stage before it ended (or at the
+    /// run's start level), as every resolved profile's do. How a shard's stages are written:
+    /// its share of every level of the test's.
+    pub fn of_resolved(stages: &[Stage]) -> Stages {
+        let mut text = Vec::with_capacity(stages.len());
+        let mut items = Vec::with_capacity(stages.len());
+        for stage in stages {
+            let duration = humantime::format_duration(stage.duration);
+            if stage.from == stage.to {
+                text.push(format!("{duration}:={}", stage.to));
+                items.push((stage.duration, Move::Step(stage.to)));
+            } else {
+                text.push(format!("{duration}:{}", stage.to));
+                items.push((stage.duration, Move::Ramp(stage.to)));
+            }
+        }
+        Stages {
+            text: text.join(","),
+            items,
+        }
+    }
+
     /// The stages, starting from level `start`.
     pub fn resolve(&self, start: f64) -> Vec<Stage> {
         let mut level = start;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RunSection;
 use crate::cpuset::CpuSet;
+use crate::hosts::ClientSection;
 use crate::matrix::Cell;
 use crate::process;
 
@@ -85,8 +86,9 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// Runs the client and reads its report.
+/// Runs the client (here, or one shard on each of `section`'s hosts) and reads its report.
 pub async fn run(
+    section: &ClientSection,
     client: &Path,
     args: &[String],
     cpus: &CpuSet,
@@ -94,24 +96,15 @@ pub async fn run(
     limit: Duration,
     interrupt: &CancellationToken,
 ) -> Outcome {
+    if section.remote() {
+        return crate::hosts::run(section, client, args, cpus, json, limit, interrupt).await;
+    }
     let mut argv = vec![client.display().to_string()];
     argv.extend_from_slice(args);
-    let mut command = match process::command(&argv, cpus) {
-        Ok(command) => command,
-        Err(err) => return Outcome::Failed(format!("cannot prepare echo-client: {err}")),
+    let (mut child, pgid) = match process::spawn(&argv, cpus, Stdio::null()) {
+        Ok(started) => started,
+        Err(err) => return Outcome::Failed(err),
     };
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(err) => return Outcome::Failed(format!("cannot start {}: {err}", client.display())),
-    };
-    let pgid = child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .unwrap_or(0);
     let mut stderr = child.stderr.take();
     let collect = tokio::spawn(async move {
         let mut text = String::new();

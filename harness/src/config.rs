@@ -34,6 +34,9 @@ pub struct HarnessConfig {
     /// How capacity searches search.
     #[serde(default)]
     pub search: SearchSection,
+    /// Where echo-client runs: here (default) or split over hosts.
+    #[serde(default)]
+    pub client: crate::hosts::ClientSection,
 }
 
 /// `[run]`.
@@ -324,6 +327,7 @@ impl HarnessConfig {
             return Err("no [[matrix]] is configured".into());
         }
         self.search.validate(&self.slo)?;
+        self.client.validate()?;
         for (i, matrix) in self.matrices.iter().enumerate() {
             let block = format!("[[matrix]] #{}", i + 1);
             if matrix.connections.is_empty()

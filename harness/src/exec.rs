@@ -2,13 +2,14 @@
 //! flags the matrix does not have) against a reference server in a pinned [`Session`] — the
 //! same start-up, echo check, bracketing and clean stop as every harness trial. The command's
 //! stdout passes through; then one line, `ECHOBENCH_EXEC {json}`, says where the server was
-//! and what the command cost: its CPU (as a reaped child), the wall time and the CPU steal.
+//! and what the command cost: its CPU (as a reaped child), the server's CPU, the wall time, the
+//! CPU steal, and the largest resident memory of the server's and of the command's process
+//! groups.
 //! The measurement scripts in `scripts/` are built on it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use echobench_core::monitor::Bracketed;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +17,7 @@ use crate::binaries;
 use crate::config::HarnessConfig;
 use crate::cpuset::CpuSet;
 use crate::exit;
-use crate::session::{Pinning, Session};
+use crate::session::{Pinning, Ran, Session};
 
 /// Options of `exec`.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,6 +54,14 @@ struct Line<'a> {
     cpu_s: f64,
     wall_s: f64,
     steal_percent: Option<f64>,
+    /// The server group's CPU over the command's run (its start and teardown included).
+    server_cpu_s: f64,
+    /// The server group's largest resident memory while the command ran.
+    server_peak_rss_bytes: u64,
+    /// The server group's resident memory before the command.
+    server_idle_rss_bytes: u64,
+    /// The command's group's largest resident memory (every process it started, summed).
+    command_peak_rss_bytes: u64,
 }
 
 /// Runs `exec`; returns the exit code.
@@ -105,7 +114,7 @@ pub fn main(args: &ExecArgs) -> u8 {
                 return exit::FAILURE;
             }
         };
-        match ran.stdout {
+        match &ran.stdout {
             Ok(stdout) => {
                 if args.server_log.is_none() {
                     let _ = std::fs::remove_file(&log);
@@ -113,7 +122,7 @@ pub fn main(args: &ExecArgs) -> u8 {
                 print!("{stdout}");
                 println!(
                     "ECHOBENCH_EXEC {}",
-                    line(&args.server, &url, &server_cpus, &client_cpus, &ran.bracket)
+                    line(&args.server, &url, &server_cpus, &client_cpus, &ran)
                 );
                 exit::OK
             }
@@ -126,13 +135,8 @@ pub fn main(args: &ExecArgs) -> u8 {
     })
 }
 
-fn line(
-    server: &str,
-    url: &str,
-    server_cpus: &CpuSet,
-    client_cpus: &CpuSet,
-    bracket: &Bracketed,
-) -> String {
+fn line(server: &str, url: &str, server_cpus: &CpuSet, client_cpus: &CpuSet, ran: &Ran) -> String {
+    let bracket = &ran.bracket;
     serde_json::to_string(&Line {
         server,
         url,
@@ -141,6 +145,10 @@ fn line(
         cpu_s: bracket.cpu.as_secs_f64(),
         wall_s: bracket.elapsed.as_secs_f64(),
         steal_percent: bracket.steal_percent,
+        server_cpu_s: ran.server_cpu.as_secs_f64(),
+        server_peak_rss_bytes: ran.server_peak_rss,
+        server_idle_rss_bytes: ran.server_idle_rss,
+        command_peak_rss_bytes: ran.command_peak_rss,
     })
     .unwrap_or_default()
 }

@@ -25,6 +25,7 @@ pub mod crosscheck;
 pub mod exec;
 pub mod exit;
 pub mod export;
+pub mod hosts;
 pub mod machine;
 pub mod matrix;
 pub mod plan;

@@ -28,6 +28,31 @@ pub fn command(argv: &[String], cpus: &CpuSet) -> io::Result<Command> {
     Ok(command)
 }
 
+/// Starts `argv` as [`command`] makes it, stdin closed, stdout as `stdout` says, stderr piped;
+/// returns the child and its process group. The error names the command.
+pub fn spawn(
+    argv: &[String],
+    cpus: &CpuSet,
+    stdout: std::process::Stdio,
+) -> Result<(Child, i32), String> {
+    let shown = argv.join(" ");
+    let mut command =
+        self::command(argv, cpus).map_err(|err| format!("cannot prepare `{shown}`: {err}"))?;
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped());
+    let child = command
+        .spawn()
+        .map_err(|err| format!("cannot start `{shown}`: {err}"))?;
+    // A child that has not been waited for has an id, and it leads its own group.
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .unwrap_or(0);
+    Ok((child, pgid))
+}
+
 /// Pins the child to `affinity` between fork and exec, so every thread it ever starts
 /// inherits the mask (pinning after spawn would miss threads started in between).
 #[allow(unsafe_code)]

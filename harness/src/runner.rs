@@ -300,6 +300,7 @@ async fn run_trial(
     let sampling = tokio::spawn(sampler::sample_until(server.pgid(), stop_sampling.clone()));
     let limit = run.warmup + run.duration + run.timeout * 2 + Duration::from_secs(30);
     let outcome = client::run(
+        &plan.config.client,
         &prepared.bins.client,
         &args,
         &plan.client_cpus,

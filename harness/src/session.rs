@@ -67,6 +67,12 @@ pub struct Ran {
     pub bracket: Bracketed,
     /// The server group's CPU over the command's run (its start and teardown included).
     pub server_cpu: Duration,
+    /// The server group's resident memory once it was ready, before any load, in bytes.
+    pub server_idle_rss: u64,
+    /// The server group's largest resident memory while the command ran, in bytes.
+    pub server_peak_rss: u64,
+    /// The command's group's largest resident memory (all its processes at once), in bytes.
+    pub command_peak_rss: u64,
 }
 
 impl Session {
@@ -164,9 +170,16 @@ impl Session {
             })
             .collect();
         let server_before = sampler::read_group(self.pgid());
+        let done = CancellationToken::new();
+        let server_samples = tokio::spawn(sampler::sample_until(self.pgid(), done.clone()));
         let bracket = Bracket::open(CpuOf::Children);
-        let stdout = run_child(&argv, cpus, limit, interrupt).await;
+        let (stdout, command_peak_rss) = run_child(&argv, cpus, limit, interrupt).await;
         let bracket = bracket.close();
+        done.cancel();
+        let server_peak_rss = server_samples
+            .await
+            .map(|samples| samples.iter().map(|s| s.rss).max().unwrap_or_default())
+            .unwrap_or_default();
         let server_cpu = sampler::read_group(self.pgid())
             .cpu
             .saturating_sub(server_before.cpu);
@@ -174,6 +187,9 @@ impl Session {
             stdout,
             bracket,
             server_cpu,
+            server_idle_rss: self.idle.rss,
+            server_peak_rss,
+            command_peak_rss,
         }
     }
 
@@ -233,23 +249,43 @@ pub struct Pinning<'a> {
     pub ready_timeout: Duration,
 }
 
+/// Runs `argv` in a process group of its own; returns its stdout (or why it failed) and the
+/// group's largest resident memory, sampled every [`sampler::INTERVAL`].
 async fn run_child(
     argv: &[String],
     cpus: &CpuSet,
     limit: Duration,
     interrupt: &CancellationToken,
+) -> (Result<String, String>, u64) {
+    let done = CancellationToken::new();
+    let mut sampling = None;
+    let stdout = child_output(argv, cpus, limit, interrupt, |pgid| {
+        sampling = Some(tokio::spawn(sampler::sample_until(pgid, done.clone())));
+    })
+    .await;
+    done.cancel();
+    let peak = match sampling {
+        Some(task) => task
+            .await
+            .map(|samples| samples.iter().map(|s| s.rss).max().unwrap_or_default())
+            .unwrap_or_default(),
+        None => 0,
+    };
+    (stdout, peak)
+}
+
+/// Runs `argv` in a process group of its own (`spawned` is told its id) and returns its
+/// stdout, or why it failed.
+async fn child_output(
+    argv: &[String],
+    cpus: &CpuSet,
+    limit: Duration,
+    interrupt: &CancellationToken,
+    spawned: impl FnOnce(i32),
 ) -> Result<String, String> {
     let shown = argv.join(" ");
-    let mut command =
-        process::command(argv, cpus).map_err(|err| format!("cannot prepare `{shown}`: {err}"))?;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|err| format!("cannot start `{shown}`: {err}"))?;
-    let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    let (mut child, pgid) = process::spawn(argv, cpus, Stdio::piped())?;
+    spawned(pgid);
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let read = async {
@@ -274,9 +310,7 @@ async fn run_child(
         }) => finished.map_err(|_| format!("`{shown}` did not finish within {}", humantime::format_duration(limit))),
         () = interrupt.cancelled() => Err("interrupted".to_owned()),
     };
-    if outcome.is_err()
-        && let Some(pgid) = pgid
-    {
+    if outcome.is_err() && pgid > 0 {
         process::stop(&mut child, pgid, Duration::from_secs(2)).await;
     }
     match outcome? {

@@ -94,6 +94,7 @@ where
     let on_connection = Arc::new(on_connection);
     let accept = Arc::new(accept);
     let mut connections = JoinSet::new();
+    let mut count: u64 = 0;
     loop {
         tokio::select! {
             biased;
@@ -101,6 +102,7 @@ where
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    count += 1;
                     if let Err(err) = stream.set_nodelay(true) {
                         tracing::debug!(%peer, %err, "could not set TCP_NODELAY");
                     }
@@ -127,6 +129,8 @@ where
     }
     // Closing the listener makes new connection attempts fail at once instead of queueing.
     drop(listener);
+    // With RUST_LOG=info, what a test or a harness log can check the load against.
+    tracing::info!(accepted = count, "stopped accepting connections");
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while connections.join_next().await.is_some() {}
     })

@@ -25,9 +25,14 @@ use crate::options::Options;
 /// The relay's frame header: the payload's length, big-endian.
 pub const FRAME_HEADER: usize = 4;
 
-/// Read buffer per connection: large enough that a 64 KiB message takes one read when the
-/// kernel has it all.
+/// Largest read buffer per connection: large enough that a 64 KiB message takes one read
+/// when the kernel has it all.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// Read buffer a connection starts with; it doubles (up to [`READ_BUFFER`]) each time a read
+/// fills it. A 64 KiB buffer from the start cost 56 KiB of resident memory per connection
+/// (5,000 connections at one 32-byte message a second: 280 MiB), most of it never used.
+const FIRST_READ_BUFFER: usize = 4 * 1024;
 
 /// Serves TCP echo on `listener` until `shutdown` is cancelled and connections have closed.
 pub async fn serve(
@@ -71,7 +76,7 @@ async fn echo(
     faults: &FaultPlan,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
-    let mut buffer = vec![0u8; READ_BUFFER];
+    let mut buffer = vec![0u8; FIRST_READ_BUFFER];
     let mut reads: u64 = 0;
     loop {
         let n = tokio::select! {
@@ -83,6 +88,7 @@ async fn echo(
             return Ok(());
         }
         reads += 1;
+        let filled = n == buffer.len();
         faults.hold().await;
         if faults.next_echo_is_corrupt() {
             let mut chunk = buffer[..n].to_vec();
@@ -93,6 +99,9 @@ async fn echo(
         }
         if faults.close_now(reads) {
             return Ok(());
+        }
+        if filled && buffer.len() < READ_BUFFER {
+            buffer.resize(buffer.len() * 2, 0);
         }
     }
 }

@@ -111,6 +111,7 @@ impl Executor for Prober<'_> {
         // --warmup-timeout (30 s), so the limit leaves room for that ramp.
         let limit = run.warmup + run.duration + run.timeout * 2 + Duration::from_secs(60);
         let outcome = client::run(
+            &plan.config.client,
             &self.run.bins.client,
             &args,
             &plan.client_cpus,

@@ -255,7 +255,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     };
     if args.reuseport {
         // A copy of `--processes` ends with the process that started it, however that ends.
-        crate::processes::end_with_parent()?;
+        echobench_core::copies::end_with_parent().map_err(anyhow::Error::msg)?;
     }
     let options = args.options()?;
     if let (Some(path), Some(identity)) = (&args.cert_out, &options.tls) {

@@ -25,12 +25,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr only: stdout carries the ready line and nothing else.
+/// Logs go to stderr only: stdout carries the ready line and nothing else. Colours only on a
+/// terminal, so a log file (the harness keeps one per trial) holds plain text.
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

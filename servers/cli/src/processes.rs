@@ -61,19 +61,6 @@ pub(crate) fn copy_args(argv: &[OsString]) -> Vec<OsString> {
     out
 }
 
-/// Asks the kernel to send this process SIGTERM when the process that started it exits
-/// (even by SIGKILL, when it cannot stop its copies itself), and exits if that already
-/// happened.
-pub(crate) fn end_with_parent() -> anyhow::Result<()> {
-    let parent = nix::unistd::getppid();
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-        .context("cannot tie this server process to the one that started it")?;
-    if nix::unistd::getppid() != parent {
-        bail!("the server process that started this one has exited");
-    }
-    Ok(())
-}
-
 /// Sends SIGTERM to `pids`.
 fn terminate(pids: &[u32]) {
     use nix::sys::signal::{Signal, kill};
@@ -102,7 +89,8 @@ pub(crate) async fn serve(
     let local = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    let scratch = tempdir()?;
+    let scratch = echobench_core::copies::Scratch::create("echo-server")
+        .context("cannot create a folder for the server processes")?;
     let mut extra: Vec<OsString> = vec![
         "--addr".into(),
         local.to_string().into(),
@@ -111,7 +99,7 @@ pub(crate) async fn serve(
         threads.to_string().into(),
     ];
     if let Some(identity) = &options.tls {
-        let files = PemFiles::in_dir(&scratch.0);
+        let files = PemFiles::in_dir(scratch.path());
         identity
             .write(&files)
             .context("cannot write the certificate for the server's other processes")?;
@@ -197,29 +185,6 @@ pub(crate) async fn serve(
         .context("the server task failed")?
         .context("the server stopped with an error");
     outcome.and(served)
-}
-
-/// A private directory for the certificate the copies read, removed when dropped.
-struct Scratch(std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir() -> anyhow::Result<Scratch> {
-    use std::os::unix::fs::DirBuilderExt;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let path = std::env::temp_dir().join(format!("echo-server-{}-{nanos}", std::process::id()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(Scratch(path))
 }
 
 #[cfg(test)]
