@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use echobench_core::config::{Config, Payload, TlsConfig, TlsVersion, WsMode};
-use echobench_core::report::Report;
 use echobench_core::shard::ShardSpec;
 use echobench_core::slo::Slo;
 use echobench_core::stages::Stages;
@@ -400,7 +399,7 @@ pub fn run(args: &Args) -> u8 {
         return exit::FAILURE;
     }
     if !args.pin.is_empty()
-        && let Err(err) = pin(&args.pin)
+        && let Err(err) = crate::processes::pin(&args.pin)
     {
         eprintln!(
             "Error: cannot pin this process to CPUs {:?}: {err}",
@@ -460,7 +459,11 @@ pub fn run(args: &Args) -> u8 {
                     crate::processes::ProcessesError::Worker { message, code } => (message, code),
                 })
                 .and_then(|report| {
-                    write_hdr_log(args, &report)
+                    args.hdr_log
+                        .as_deref()
+                        .map_or(Ok(()), |path| {
+                            crate::export::hdrlog::write_timeline(path, &report)
+                        })
                         .map(|()| report)
                         .map_err(|m| (m, exit::FAILURE))
                 })
@@ -505,38 +508,6 @@ pub fn run(args: &Args) -> u8 {
         code = exit::FAILURE;
     }
     code
-}
-
-/// Pins this process (and every thread it starts after) to `cpus`.
-fn pin(cpus: &[usize]) -> nix::Result<()> {
-    use nix::sched::{CpuSet, sched_setaffinity};
-    let mut set = CpuSet::new();
-    for &cpu in cpus {
-        set.set(cpu)?;
-    }
-    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-}
-
-/// `--hdr-log` of a `--processes` run, from the merged timeline (a single process writes it
-/// as the seconds complete).
-fn write_hdr_log(args: &Args, report: &Report) -> Result<(), String> {
-    let Some(path) = &args.hdr_log else {
-        return Ok(());
-    };
-    let fail = |err: std::io::Error| format!("cannot write --hdr-log {}: {err}", path.display());
-    let started =
-        humantime::parse_rfc3339(&report.started_at).unwrap_or_else(|_| SystemTime::now());
-    let mut log = crate::export::hdrlog::HdrLog::create(path, started).map_err(fail)?;
-    for second in &report.timeline {
-        log.interval(
-            second.index,
-            second.duration,
-            &second.round_trip,
-            second.corrected.as_ref(),
-        )
-        .map_err(fail)?;
-    }
-    log.finish().map_err(fail)
 }
 
 /// Cancels `interrupt` on SIGINT or SIGTERM, so the run stops early but still reports.

@@ -240,6 +240,16 @@ pub async fn run(
         .map_err(|err| failed(format!("cannot merge the workers' reports: {err}")))
 }
 
+/// Pins this process (a worker: `--pin`), and every thread it starts after, to `cpus`.
+pub(crate) fn pin(cpus: &[usize]) -> nix::Result<()> {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu)?;
+    }
+    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
 /// Sends SIGTERM to the workers still running (they stop and report, as on Ctrl-C).
 fn terminate(pids: &[u32]) {
     use nix::sys::signal::{Signal, kill};

@@ -14,6 +14,8 @@ use echo_servers::{Fixture, Impl};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+mod server_bin;
+
 const BIN: &str = env!("CARGO_BIN_EXE_echo-client");
 
 fn client(args: &[&str]) -> std::process::Output {
@@ -248,20 +250,8 @@ fn interrupted_run_still_reports() {
 /// by kind, writes a complete report, and exits 0 (round trips before the kill completed).
 #[test]
 fn server_killed_mid_run() {
-    let built = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "echo-server",
-            "--bin",
-            "echo-server",
-        ])
-        .status()
-        .unwrap();
-    assert!(built.success(), "building echo-server failed");
-    let server_bin = std::path::Path::new(BIN).with_file_name("echo-server");
-    let mut server = Command::new(&server_bin)
+    let server_bin = server_bin::path();
+    let mut server = Command::new(server_bin)
         .args(["tcp", "--threads", "1"])
         .stdout(Stdio::piped())
         .spawn()

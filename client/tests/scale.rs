@@ -13,29 +13,9 @@ use std::time::Duration;
 
 use echo_client::Report;
 
-const CLIENT: &str = env!("CARGO_BIN_EXE_echo-client");
+mod server_bin;
 
-/// The `echo-server` binary, built once into this profile's folder.
-fn server_bin() -> &'static std::path::Path {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "echo-server",
-                "--bin",
-                "echo-server",
-            ])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building echo-server failed");
-        // This test runs from <target>/<profile>/deps/.
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("echo-server")
-    })
-}
+const CLIENT: &str = env!("CARGO_BIN_EXE_echo-client");
 
 /// A running server, killed when the test ends.
 struct Server {
@@ -45,7 +25,7 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(server_bin())
+        let mut child = Command::new(server_bin::path())
             .args(args)
             .stdout(Stdio::piped())
             .spawn()

@@ -144,6 +144,7 @@ fn processes_run_one_test() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
+    let hdr = dir.path().join("r.hlog");
     let output = Command::new(BIN)
         .args([
             &srv.url(),
@@ -157,10 +158,20 @@ fn processes_run_one_test() {
             "3",
         ])
         .args(["--json", json.to_str().unwrap(), "--quiet"])
+        .args(["--hdr-log", hdr.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let report = read(&json);
+    // The interval log is written from the merged timeline: one interval per second of it.
+    let log = std::fs::read_to_string(&hdr).unwrap();
+    assert!(log.contains("StartTime"), "{log}");
+    let intervals = log
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('"'))
+        .count();
+    assert!(!report.timeline.is_empty());
+    assert_eq!(intervals, report.timeline.len(), "{log}");
     assert_eq!(report.summary.round_trips, 300);
     assert_eq!(report.summary.connections_opened, 60);
     assert_eq!(report.config.connections, 6);

@@ -195,19 +195,34 @@ pub async fn run(
     let warmup = warmup_of(args);
     let start = SystemTime::now() + section.lead + warmup;
     let count = section.hosts.len();
+    // The first host that fails stops the others' launchers: the trial has failed already.
+    let stop = interrupt.child_token();
     let mut launched = tokio::task::JoinSet::new();
     for (i, host) in section.hosts.iter().enumerate() {
         let argv = section.command(host, &bin, &shard_arguments(args, i, count, start));
-        let (host, cpus, interrupt) = (host.clone(), cpus.clone(), interrupt.clone());
+        let (host, cpus, stop) = (host.clone(), cpus.clone(), stop.clone());
         let limit = limit + section.lead;
         launched.spawn(async move {
-            let report = host_report(&argv, &cpus, limit, &interrupt).await;
+            let report = host_report(&argv, &cpus, limit, &stop).await;
             (i, HostRun { host, report })
         });
     }
     let mut runs: Vec<Option<HostRun>> = (0..count).map(|_| None).collect();
+    let mut first_failure: Option<String> = None;
     while let Some(joined) = launched.join_next().await {
-        if let Ok((i, run)) = joined {
+        if let Ok((i, mut run)) = joined {
+            if run.report.is_err() {
+                match &first_failure {
+                    None if !interrupt.is_cancelled() => {
+                        first_failure = Some(run.host.clone());
+                        stop.cancel();
+                    }
+                    Some(first) => {
+                        run.report = Err(format!("stopped, as host {first} had failed"));
+                    }
+                    None => {}
+                }
+            }
             runs[i] = Some(run);
         }
     }

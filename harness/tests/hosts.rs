@@ -242,7 +242,7 @@ fn load_from_two_hosts_over_ssh() {
     let marker = marker("hosts");
     let cfg = hosts.path("hosts.toml");
     std::fs::write(&cfg, config(&hosts, &ssh_config, &marker)).unwrap();
-    let harness = |out: &Path, extra: &[&str]| {
+    let harness_with = |cfg: &Path, out: &Path, extra: &[&str]| {
         Command::new("ip")
             .args([
                 "netns",
@@ -252,7 +252,7 @@ fn load_from_two_hosts_over_ssh() {
                 "run",
                 "--config",
             ])
-            .arg(&cfg)
+            .arg(cfg)
             .arg("--out")
             .arg(out)
             .arg("--bin-dir")
@@ -261,6 +261,7 @@ fn load_from_two_hosts_over_ssh() {
             .output()
             .unwrap()
     };
+    let harness = |out: &Path, extra: &[&str]| harness_with(&cfg, out, extra);
 
     // A server outside loopback is refused unless --allow-remote says it is meant.
     let refused = harness(&hosts.path("refused"), &[]);
@@ -333,4 +334,21 @@ fn load_from_two_hosts_over_ssh() {
         let log = run.join("logs").join(format!("{id}-server.log"));
         assert_eq!(accepted(&log), 10 + 2 + 2, "{name}");
     }
+
+    // A host that cannot be reached fails the trial (exit 3), naming it and with the
+    // launcher's stderr; the other host's shard is stopped rather than waited for.
+    let broken = hosts.path("broken.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("hosts = [\"w1\", \"w2\"]", "hosts = [\"w1\", \"nosuch\"]");
+    std::fs::write(&broken, text).unwrap();
+    let out = hosts.path("broken-out");
+    let output = harness_with(&broken, &out, &["--allow-remote", "--only", "tcp"]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let raw = std::fs::read_to_string(run_dir(&out).join("raw.csv")).unwrap();
+    assert!(raw.contains("host nosuch (shard 2/2)"), "{raw}");
+    assert!(
+        processes_with(&marker).is_empty(),
+        "a server outlived its run"
+    );
 }

@@ -71,3 +71,21 @@ impl HdrLog {
         self.file.flush()
     }
 }
+/// `--hdr-log` of a run whose timeline was merged from workers (`--processes`), written
+/// from that timeline at the end (a single process writes it as the seconds complete).
+pub fn write_timeline(path: &Path, report: &echobench_core::report::Report) -> Result<(), String> {
+    let fail = |err: io::Error| format!("cannot write --hdr-log {}: {err}", path.display());
+    let started =
+        humantime::parse_rfc3339(&report.started_at).unwrap_or_else(|_| SystemTime::now());
+    let mut log = HdrLog::create(path, started).map_err(fail)?;
+    for second in &report.timeline {
+        log.interval(
+            second.index,
+            second.duration,
+            &second.round_trip,
+            second.corrected.as_ref(),
+        )
+        .map_err(fail)?;
+    }
+    log.finish().map_err(fail)
+}
