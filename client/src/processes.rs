@@ -193,12 +193,7 @@ pub async fn run(
         let spec = worker.spec;
         let status = status
             .map_err(|err| failed(format!("cannot wait for worker process {spec}: {err}")))?;
-        // The codes after which a worker has written its report: the load ran.
-        let reported = matches!(
-            status.code().and_then(|c| u8::try_from(c).ok()),
-            Some(exit::OK | exit::ALL_FAILED | exit::SLO_BREACHED | exit::INTERRUPTED)
-        );
-        if !reported {
+        if !exit::reported(status.code()) {
             // Its load is gone: the others' would be a smaller test than the one asked for.
             terminate(&pids);
             let code = match status.code().and_then(|c| u8::try_from(c).ok()) {

@@ -20,6 +20,15 @@ pub mod client {
     pub const SLO_BREACHED: u8 = 5;
     /// Stopped by SIGINT/SIGTERM; the outputs cover what ran.
     pub const INTERRUPTED: u8 = 130;
+
+    /// Whether a run that exited with `code` (`None`: killed by a signal) wrote its report:
+    /// the load ran, whatever it found.
+    pub fn reported(code: Option<i32>) -> bool {
+        matches!(
+            code.and_then(|c| u8::try_from(c).ok()),
+            Some(OK | ALL_FAILED | SLO_BREACHED | INTERRUPTED)
+        )
+    }
 }
 
 /// `echo-server`'s exit codes (documented in the README).

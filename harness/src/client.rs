@@ -133,18 +133,14 @@ pub async fn run(
     };
     let stderr = collect.await.unwrap_or_default();
     let code = status.and_then(|s| s.code());
-    match code.and_then(|c| u8::try_from(c).ok()) {
-        Some(exit::OK | exit::ALL_FAILED | exit::SLO_BREACHED | exit::INTERRUPTED) => {
-            match std::fs::read_to_string(json) {
-                Ok(text) => match Report::from_json(&text) {
-                    Ok(report) => Outcome::Report(Box::new(report)),
-                    Err(err) => {
-                        Outcome::Failed(format!("unreadable report {}: {err}", json.display()))
-                    }
-                },
-                Err(err) => Outcome::Failed(format!("no report at {}: {err}", json.display())),
-            }
-        }
+    match code {
+        _ if exit::reported(code) => match std::fs::read_to_string(json) {
+            Ok(text) => match Report::from_json(&text) {
+                Ok(report) => Outcome::Report(Box::new(report)),
+                Err(err) => Outcome::Failed(format!("unreadable report {}: {err}", json.display())),
+            },
+            Err(err) => Outcome::Failed(format!("no report at {}: {err}", json.display())),
+        },
         // SIGTERM before it had installed its handlers: nothing ran worth reporting.
         _ if interrupted => Outcome::Interrupted,
         _ => Outcome::Failed(format!(

@@ -313,8 +313,8 @@ async fn host_report(
     let (stderr, _) = read_err.await.unwrap_or_default();
     let code = status.and_then(|s| s.code());
     let stderr = String::from_utf8_lossy(&stderr);
-    match code.and_then(|c| u8::try_from(c).ok()) {
-        Some(exit::OK | exit::ALL_FAILED | exit::SLO_BREACHED | exit::INTERRUPTED) => {
+    match code {
+        _ if exit::reported(code) => {
             if too_long {
                 return Err(format!(
                     "its report is larger than {MAX_REPORT_BYTES} bytes; it is not an echo-client report"
