@@ -117,6 +117,10 @@ pub fn main(cli: Cli) -> u8 {
 
 fn compare(a: &Path, b: &Path, repro: bool) -> u8 {
     let (a_name, b_name) = (a.display().to_string(), b.display().to_string());
+    let (machine_a, machine_b) = (crate::compare::machine_of(a), crate::compare::machine_of(b));
+    if let Some(note) = crate::compare::machine_note(machine_a.as_ref(), machine_b.as_ref()) {
+        eprint!("{note}");
+    }
     match (crate::compare::read_run(a), crate::compare::read_run(b)) {
         (Ok(ra), Ok(rb)) if repro => {
             let (table, all) = crate::compare::render_repro(&a_name, &b_name, &ra, &rb);

@@ -70,6 +70,11 @@ pub struct RunSection {
     /// Times a trial that cannot be trusted (steal above 5%; at a fixed rate also a saturated
     /// client or a pacer behind its schedule) is run again; only the last run counts.
     pub redo: u32,
+    /// On a KVM guest with the cpuidle-haltpoll driver: poll this long before halting an idle
+    /// CPU, for the run (restored after; needs root, a warning where it cannot be applied).
+    /// Unset: the machine as it is. Either way the manifest records what the run measured with.
+    #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
+    pub halt_poll: Option<Duration>,
 }
 
 impl Default for RunSection {
@@ -85,6 +90,7 @@ impl Default for RunSection {
             timeout: Duration::from_secs(5),
             stop_grace: Duration::from_secs(5),
             redo: 2,
+            halt_poll: None,
         }
     }
 }

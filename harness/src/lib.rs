@@ -26,6 +26,7 @@ pub mod exec;
 pub mod exit;
 pub mod export;
 pub mod hosts;
+pub mod idle;
 pub mod machine;
 pub mod matrix;
 pub mod plan;

@@ -21,14 +21,21 @@ pub struct Machine {
     pub kernel: String,
     /// Total memory in bytes.
     pub memory_bytes: Option<u64>,
+    /// What an idle CPU does (on a haltpoll guest: how long it polls before halting), read
+    /// once the run's `halt_poll` was applied. Absent in manifests before 2026-12-03.
+    #[serde(default)]
+    pub idle: crate::idle::Idle,
 }
 
 impl Machine {
-    /// "CPU model, N CPUs online, kernel K", as the published pages print it.
+    /// "CPU model, N CPUs online, kernel K, idle: ...", as the published pages print it.
     pub fn describe(&self) -> String {
         format!(
-            "{}, {} CPUs online, kernel {}",
-            self.cpu_model, self.cpus_online, self.kernel
+            "{}, {} CPUs online, kernel {}, idle: {}",
+            self.cpu_model,
+            self.cpus_online,
+            self.kernel,
+            self.idle.describe()
         )
     }
 
@@ -65,6 +72,7 @@ impl Machine {
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "unknown".to_owned()),
             memory_bytes,
+            idle: crate::idle::Idle::read(Path::new("/sys")),
         }
     }
 }
@@ -155,10 +163,18 @@ mod tests {
             cpus_allowed: vec![0, 1],
             kernel: "6.18.44".to_owned(),
             memory_bytes: None,
+            idle: crate::idle::Idle {
+                driver: Some("haltpoll".to_owned()),
+                governor: Some("haltpoll".to_owned()),
+                halt_poll: Some(crate::idle::HaltPoll {
+                    ns: 200_000,
+                    allow_shrink: false,
+                }),
+            },
         };
         assert_eq!(
             machine.describe(),
-            "AMD EPYC, 2 CPUs online, kernel 6.18.44"
+            "AMD EPYC, 2 CPUs online, kernel 6.18.44, idle: haltpoll, polls up to 200us before halting (fixed)"
         );
     }
 }

@@ -49,6 +49,8 @@ pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::R
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    // Before the manifest reads the machine, so that it records what the run measured with.
+    let _halt_poll = crate::idle::pin_for_run(plan.config.run.halt_poll);
     let mut writer = Writer::new(run);
     let trials = plan.config.run.trials;
     let mut progress = Progress::new(plan.cells.len() * trials as usize);

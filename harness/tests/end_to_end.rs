@@ -110,6 +110,55 @@ fn two_servers_one_cell() {
     assert!(processes_with(&tag).is_empty(), "a server outlived the run");
 }
 
+/// `[run] halt_poll` pins a haltpoll guest's idle polling for the run, the manifest records
+/// what the run measured with, and the machine's own setting is back afterwards. Where it
+/// cannot be applied (no haltpoll driver, not root) the run warns and goes on.
+#[test]
+fn halt_poll_is_pinned_for_the_run_and_restored() {
+    const NS: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+    const SHRINK: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_allow_shrink";
+    let before = (
+        std::fs::read_to_string(NS).ok(),
+        std::fs::read_to_string(SHRINK).ok(),
+    );
+    // Opened for writing, not written: whether this process may change it (root).
+    let applicable = std::fs::OpenOptions::new().write(true).open(NS).is_ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let tag = marker("e2e-idle");
+    let config = format!(
+        "{RUN}halt_poll = \"150us\"\n{}[[matrix]]\nconnections = [1]\n",
+        server("tcp", "tcp", "tcp", &tag)
+    );
+    let output = harness(&config, &out, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir(&out).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded = &manifest["machine"]["idle"]["halt_poll"];
+    if applicable {
+        assert_eq!(recorded["ns"], 150_000, "{manifest}");
+        assert_eq!(recorded["allow_shrink"], false, "{manifest}");
+        assert!(!stderr.contains("halt_poll is set, but"), "{stderr}");
+    } else {
+        assert!(stderr.contains("halt_poll is set, but"), "{stderr}");
+        match &before.0 {
+            Some(ns) => assert_eq!(recorded["ns"].to_string(), ns.trim(), "{manifest}"),
+            None => assert!(recorded.is_null(), "{manifest}"),
+        }
+    }
+    let after = (
+        std::fs::read_to_string(NS).ok(),
+        std::fs::read_to_string(SHRINK).ok(),
+    );
+    assert_eq!(
+        after, before,
+        "the machine's halt-poll setting was not restored"
+    );
+}
+
 /// A server that exits at once and one that never becomes ready fail their cells with the
 /// reason and stderr; the run goes on and exits 3.
 #[test]

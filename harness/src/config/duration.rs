@@ -18,3 +18,28 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         ))
     })
 }
+
+/// `Option<Duration>`: absent or a humantime string.
+pub(crate) mod option {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => super::serialize(d, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(deserialize_with = "super::deserialize")] Duration);
+        Option::<Wrapped>::deserialize(deserializer).map(|w| w.map(|Wrapped(d)| d))
+    }
+}
