@@ -46,7 +46,7 @@ repro A B:
     cargo run --release --quiet -p echo-harness -- compare --repro {{A}} {{B}}
 
 # Two runs, the second with hyper handicapped by HANDICAP of CPU per echo: is it flagged, alone?
-sensitivity HANDICAP="2us" TRIALS="5":
+sensitivity HANDICAP="750ns" TRIALS="5":
     scripts/sensitivity.sh {{HANDICAP}} {{TRIALS}}
 
 # wrk -t1 -c64 against hyper and axum (GET / and POST /echo), pinned, interleaved rounds.

@@ -5,10 +5,11 @@
 # before every echo (echo-server --echo-cost). `echo-harness compare` then judges every cell;
 # hyper alone should come out costlier (and, if the handicap moves its capacity beyond the
 # noise, lower capacity), the others with no significant difference.
-# Usage: scripts/sensitivity.sh [HANDICAP] [TRIALS] [OUT]   (defaults: 2us, 5, target/sensitivity)
+# Usage: scripts/sensitivity.sh [HANDICAP] [TRIALS] [OUT]   (defaults: 750ns, 5, target/sensitivity;
+# 750ns is about 5% of hyper's CPU per round trip at 10,000/s with the default matrix's settings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-handicap=${1:-2us}; trials=${2:-5}; out=${3:-target/sensitivity}
+handicap=${1:-750ns}; trials=${2:-5}; out=${3:-target/sensitivity}
 mkdir -p "$out"; out=$(realpath "$out")
 cargo build --release --quiet -p echo-server -p echo-client -p echo-harness
 
@@ -16,6 +17,8 @@ config() { # $1: extra arguments for hyper
     cat <<TOML
 [run]
 trials = $trials
+halt_poll = "200us"   # as the default matrix measures
+pacer_spin = "250us"
 
 [search]
 start = 5000

@@ -28,17 +28,18 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-/// How close a send must be for the driver to busy-wait for it (yielding to the event loop,
-/// which keeps handling echoes) instead of parking on the timer. A parked event loop wakes
-/// 10-20 µs after the timer expires on this machine type, and each park costs a
-/// `timerfd_settime` (a hypervisor exit to reprogram the local timer) and a context switch;
-/// below this gap the spin is both cheaper and exact. The timer is armed this much early.
-const SPIN: Duration = Duration::from_micros(30);
-
 /// One worker's pacer, shared by its virtual clients (`Rc`); [`Pacer::drive`] must run as a
 /// task on the same event loop.
 pub(crate) struct Pacer {
     timer: AsyncFd<Timer>,
+    /// How close a send must be for the driver to busy-wait for it (yielding to the event
+    /// loop, which keeps handling echoes) instead of parking on the timer, which is armed this
+    /// much early (`--pacer-spin`). A parked event loop wakes 10-20 µs after the timer expires
+    /// on a quiet VM of this type, and each park costs a `timerfd_settime` (a hypervisor exit
+    /// to reprogram the local timer) and a context switch; below this gap the spin is both
+    /// cheaper and exact. On a busy host a halted vCPU wakes 100 µs or more late (2-16% of
+    /// sends at 2,500-5,000/s in one run of 2026-12-03), which only a longer spin avoids.
+    spin: Duration,
     /// `Instant` and `CLOCK_MONOTONIC` read together: `Instant` is `CLOCK_MONOTONIC` on
     /// Linux, but its value is opaque, so a due instant is converted through this pair.
     epoch: (Instant, Duration),
@@ -69,7 +70,7 @@ struct State {
     slots: Vec<Slot>,
     /// The send the timer is armed for, while the driver is parked.
     armed: Option<Instant>,
-    /// The driver is busy-waiting for a send due within [`SPIN`]: it looks at every turn of
+    /// The driver is busy-waiting for a send due within [`Pacer::spin`]: it looks at every turn of
     /// the event loop, so a new wait need not arm the timer.
     spinning: bool,
 }
@@ -92,8 +93,9 @@ struct Slot {
 }
 
 impl Pacer {
-    /// A pacer for `clients` virtual clients. Needs a tokio runtime with I/O enabled.
-    pub(crate) fn new(clients: usize) -> io::Result<Pacer> {
+    /// A pacer for `clients` virtual clients that spins for sends due within `spin`. Needs a
+    /// tokio runtime with I/O enabled.
+    pub(crate) fn new(clients: usize, spin: Duration) -> io::Result<Pacer> {
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
@@ -110,6 +112,7 @@ impl Pacer {
         let timer = unsafe { AsyncFd::register_with_interest(Timer(timer), Interest::READABLE) }?;
         Ok(Pacer {
             timer,
+            spin,
             epoch: (now, mono),
             state: RefCell::new(state),
             activity: Cell::new(0),
@@ -134,7 +137,7 @@ impl Pacer {
         loop {
             let now = Instant::now();
             match self.release(now) {
-                Some(next) if next.saturating_duration_since(now) <= SPIN => {
+                Some(next) if next.saturating_duration_since(now) <= self.spin => {
                     self.state.borrow_mut().spinning = true;
                     let activity = self.activity.get();
                     tokio::task::yield_now().await;
@@ -160,7 +163,7 @@ impl Pacer {
         }
     }
 
-    /// Busy-waiting time with nothing else to do so far (see [`SPIN`]).
+    /// Busy-waiting time with nothing else to do so far (see [`Pacer::spin`]).
     pub(crate) fn idle_spin(&self) -> Duration {
         self.idle_spin.get()
     }
@@ -184,12 +187,12 @@ impl Pacer {
         None
     }
 
-    /// Arms the timer to wake the driver [`SPIN`] before `due`, absolute on
+    /// Arms the timer to wake the driver [`Pacer::spin`] before `due`, absolute on
     /// `CLOCK_MONOTONIC`; a time already past fires at once.
     fn arm(&self, due: Instant) -> io::Result<()> {
         let (epoch, mono) = self.epoch;
         let due_at = due;
-        let due = due.checked_sub(SPIN).unwrap_or(due);
+        let due = due.checked_sub(self.spin).unwrap_or(due);
         let at = if due >= epoch {
             mono + (due - epoch)
         } else {
@@ -293,7 +296,7 @@ mod tests {
             .unwrap();
         let local = tokio::task::LocalSet::new();
         let order = local.block_on(&runtime, async {
-            let pacer = Rc::new(Pacer::new(4).unwrap());
+            let pacer = Rc::new(Pacer::new(4, echobench_core::config::DEFAULT_PACER_SPIN).unwrap());
             let driver = tokio::task::spawn_local({
                 let pacer = Rc::clone(&pacer);
                 async move { pacer.drive().await }
@@ -331,7 +334,7 @@ mod tests {
             .unwrap();
         let local = tokio::task::LocalSet::new();
         local.block_on(&runtime, async {
-            let pacer = Rc::new(Pacer::new(1).unwrap());
+            let pacer = Rc::new(Pacer::new(1, echobench_core::config::DEFAULT_PACER_SPIN).unwrap());
             let driver = tokio::task::spawn_local({
                 let pacer = Rc::clone(&pacer);
                 async move { pacer.drive().await }

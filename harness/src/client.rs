@@ -52,6 +52,10 @@ pub fn arguments(
     if let Some(rate) = cell.rate {
         args.push("--rate".into());
         args.push(rate.to_string());
+        if let Some(spin) = run.pacer_spin {
+            args.push("--pacer-spin".into());
+            args.push(humantime::format_duration(spin).to_string());
+        }
     }
     if let Some(ca) = ca {
         args.push("--cacert".into());
@@ -148,5 +152,53 @@ pub async fn run(
             code.map_or_else(|| "killed".to_owned(), |c| format!("exit {c}")),
             stderr.trim()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[run] pacer_spin` reaches the open-loop runs only: a closed-loop run has no pacer.
+    #[test]
+    fn pacer_spin_goes_to_open_loop_runs() {
+        let cell = |rate| Cell {
+            server_index: 0,
+            server: "tcp".to_owned(),
+            protocol: echobench_core::Protocol::Tcp,
+            connections: 64,
+            size: 32,
+            roundtrips: 0,
+            rate,
+            of_capacity: None,
+            tls_resume: false,
+            publishers: None,
+        };
+        let spin = |run: &RunSection, rate| {
+            let args = arguments(
+                &cell(rate),
+                "tcp://127.0.0.1:1",
+                run,
+                1,
+                Path::new("r.json"),
+                Payload::Raw,
+                None,
+            );
+            args.iter()
+                .position(|a| a == "--pacer-spin")
+                .map(|i| args[i + 1].clone())
+        };
+        let spinning = RunSection {
+            pacer_spin: Some(Duration::from_micros(250)),
+            ..RunSection::default()
+        };
+        let cases = [
+            (&spinning, Some(10_000.0), Some("250us")),
+            (&spinning, None, None),
+            (&RunSection::default(), Some(10_000.0), None),
+        ];
+        for (run, rate, expected) in cases {
+            assert_eq!(spin(run, rate).as_deref(), expected, "{rate:?}");
+        }
     }
 }

@@ -75,6 +75,11 @@ pub struct RunSection {
     /// Unset: the machine as it is. Either way the manifest records what the run measured with.
     #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
     pub halt_poll: Option<Duration>,
+    /// echo-client's `--pacer-spin` for open-loop cells and capacity probes (unset: the
+    /// client's default). The client core is the client's alone, so spinning there costs the
+    /// servers nothing but the host's attention.
+    #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
+    pub pacer_spin: Option<Duration>,
 }
 
 impl Default for RunSection {
@@ -91,6 +96,7 @@ impl Default for RunSection {
             stop_grace: Duration::from_secs(5),
             redo: 2,
             halt_poll: None,
+            pacer_spin: None,
         }
     }
 }
@@ -437,6 +443,13 @@ mod tests {
             ]
         );
         assert_eq!(config.run.trials, 3);
+        assert_eq!(
+            (config.run.halt_poll, config.run.pacer_spin),
+            (
+                Some(Duration::from_micros(200)),
+                Some(Duration::from_micros(250))
+            )
+        );
         assert_eq!(config.matrices.len(), 5);
         assert!(config.matrices[0].capacity);
         assert_eq!(config.slo.limits, crate::capacity::settings::DEFAULT_SLO);

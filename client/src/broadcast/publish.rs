@@ -115,6 +115,7 @@ pub(super) async fn publish(
         epoch: state.borrow().epoch,
         size: config.size,
         schedule,
+        pacer_spin: config.pacer_spin,
         in_flight: config.pipeline.max(1),
         shared: Arc::clone(&shared),
         stop: stop_publishing.clone(),
@@ -242,6 +243,8 @@ struct Plan {
     size: usize,
     /// Open loop; closed loop without.
     schedule: Option<Schedule>,
+    /// `--pacer-spin`, for the publishers' pacer.
+    pacer_spin: Duration,
     /// Closed loop: own messages in flight per publisher.
     in_flight: usize,
     shared: Arc<Shared>,
@@ -267,11 +270,10 @@ impl Plan {
         // Open loop: the echo workers' timerfd pacer releases each publish at its instant
         // (tokio's timer alone wakes up to a millisecond late).
         let pacer = match self.schedule {
-            Some(_) => {
-                Some(Rc::new(Pacer::new(publishers).map_err(|err| {
-                    format!("cannot create the pacer's timer: {err}")
-                })?))
-            }
+            Some(_) => Some(Rc::new(
+                Pacer::new(publishers, self.pacer_spin)
+                    .map_err(|err| format!("cannot create the pacer's timer: {err}"))?,
+            )),
             None => None,
         };
         let driver = pacer.clone().map(|pacer| {

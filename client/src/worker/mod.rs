@@ -188,7 +188,7 @@ async fn supervise<C: Connection + 'static>(
     });
     let pacer = match config
         .rate
-        .map(|_| Pacer::new(share.clients.len()))
+        .map(|_| Pacer::new(share.clients.len(), config.pacer_spin))
         .transpose()
     {
         Ok(pacer) => pacer,
