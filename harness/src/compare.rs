@@ -483,22 +483,7 @@ mod tests {
 
     #[test]
     fn machines_that_differ_are_noted() {
-        let machine = |ns: u64| crate::machine::Machine {
-            hostname: "vm".to_owned(),
-            cpu_model: "AMD EPYC".to_owned(),
-            cpus_online: 2,
-            cpus_allowed: vec![0, 1],
-            kernel: "6.18.44".to_owned(),
-            memory_bytes: None,
-            idle: crate::idle::Idle {
-                driver: Some("haltpoll".to_owned()),
-                governor: Some("haltpoll".to_owned()),
-                halt_poll: Some(crate::idle::HaltPoll {
-                    ns,
-                    allow_shrink: false,
-                }),
-            },
-        };
+        let machine = crate::machine::Machine::example;
         let (halting, polling) = (machine(0), machine(200_000));
         assert_eq!(machine_note(Some(&polling), Some(&polling.clone())), None);
         assert_eq!(machine_note(None, Some(&polling)), None);

@@ -77,6 +77,29 @@ impl Machine {
     }
 }
 
+#[cfg(test)]
+impl Machine {
+    /// A 2-CPU haltpoll guest whose idle vCPUs poll up to `halt_poll_ns` (fixed), for tests.
+    pub(crate) fn example(halt_poll_ns: u64) -> Machine {
+        Machine {
+            hostname: "vm".to_owned(),
+            cpu_model: "AMD EPYC".to_owned(),
+            cpus_online: 2,
+            cpus_allowed: vec![0, 1],
+            kernel: "6.18.44".to_owned(),
+            memory_bytes: None,
+            idle: crate::idle::Idle {
+                driver: Some("haltpoll".to_owned()),
+                governor: Some("haltpoll".to_owned()),
+                halt_poll: Some(crate::idle::HaltPoll {
+                    ns: halt_poll_ns,
+                    allow_shrink: false,
+                }),
+            },
+        }
+    }
+}
+
 /// The source revision the binaries were built from (as far as the working tree tells).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revision {
@@ -156,24 +179,8 @@ mod tests {
 
     #[test]
     fn machine_description() {
-        let machine = Machine {
-            hostname: "vm".to_owned(),
-            cpu_model: "AMD EPYC".to_owned(),
-            cpus_online: 2,
-            cpus_allowed: vec![0, 1],
-            kernel: "6.18.44".to_owned(),
-            memory_bytes: None,
-            idle: crate::idle::Idle {
-                driver: Some("haltpoll".to_owned()),
-                governor: Some("haltpoll".to_owned()),
-                halt_poll: Some(crate::idle::HaltPoll {
-                    ns: 200_000,
-                    allow_shrink: false,
-                }),
-            },
-        };
         assert_eq!(
-            machine.describe(),
+            Machine::example(200_000).describe(),
             "AMD EPYC, 2 CPUs online, kernel 6.18.44, idle: haltpoll, polls up to 200us before halting (fixed)"
         );
     }
