@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::exit;
+use crate::machine::Machine;
 use crate::plan::{self, Loaded, Overrides, Plan};
 use crate::runner;
 
@@ -117,8 +118,8 @@ pub fn main(cli: Cli) -> u8 {
 
 fn compare(a: &Path, b: &Path, repro: bool) -> u8 {
     let (a_name, b_name) = (a.display().to_string(), b.display().to_string());
-    let (machine_a, machine_b) = (crate::compare::machine_of(a), crate::compare::machine_of(b));
-    if let Some(note) = crate::compare::machine_note(machine_a.as_ref(), machine_b.as_ref()) {
+    let (machine_a, machine_b) = (Machine::of_run(a), Machine::of_run(b));
+    if let Some(note) = crate::machine::difference_note(machine_a.as_ref(), machine_b.as_ref()) {
         eprint!("{note}");
     }
     match (crate::compare::read_run(a), crate::compare::read_run(b)) {

@@ -137,21 +137,23 @@ pub async fn run(
     };
     let stderr = collect.await.unwrap_or_default();
     let code = status.and_then(|s| s.code());
-    match code {
-        _ if exit::reported(code) => match std::fs::read_to_string(json) {
+    if exit::reported(code) {
+        match std::fs::read_to_string(json) {
             Ok(text) => match Report::from_json(&text) {
                 Ok(report) => Outcome::Report(Box::new(report)),
                 Err(err) => Outcome::Failed(format!("unreadable report {}: {err}", json.display())),
             },
             Err(err) => Outcome::Failed(format!("no report at {}: {err}", json.display())),
-        },
+        }
+    } else if interrupted {
         // SIGTERM before it had installed its handlers: nothing ran worth reporting.
-        _ if interrupted => Outcome::Interrupted,
-        _ => Outcome::Failed(format!(
+        Outcome::Interrupted
+    } else {
+        Outcome::Failed(format!(
             "echo-client failed ({}): {}",
             code.map_or_else(|| "killed".to_owned(), |c| format!("exit {c}")),
             stderr.trim()
-        )),
+        ))
     }
 }
 

@@ -128,27 +128,6 @@ pub fn read_run(run: &Path) -> Result<BTreeMap<String, CellTrials>, String> {
     Ok(cells)
 }
 
-/// The machine a run folder's manifest says it was measured on, if it says.
-pub fn machine_of(run: &Path) -> Option<crate::machine::Machine> {
-    let text = std::fs::read_to_string(run.join("manifest.json")).ok()?;
-    let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
-    serde_json::from_value(manifest.get("machine")?.clone()).ok()
-}
-
-/// A warning when the two runs were measured on machines described differently (CPU, kernel,
-/// CPUs online, idle behaviour): their differences may be the machine's, not the servers'.
-pub fn machine_note(
-    a: Option<&crate::machine::Machine>,
-    b: Option<&crate::machine::Machine>,
-) -> Option<String> {
-    let (a, b) = (a?.describe(), b?.describe());
-    (a != b).then(|| {
-        format!(
-            "Note: the runs were measured on machines that differ, so part of any change may be the machine's:\n  A: {a}\n  B: {b}\n"
-        )
-    })
-}
-
 /// A CSV file's rows as maps from column to value.
 fn rows(path: &Path) -> Result<Vec<BTreeMap<String, String>>, String> {
     let mut reader = csv::Reader::from_path(path)
@@ -480,17 +459,6 @@ pub fn render_repro(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn machines_that_differ_are_noted() {
-        let machine = crate::machine::Machine::example;
-        let (halting, polling) = (machine(0), machine(200_000));
-        assert_eq!(machine_note(Some(&polling), Some(&polling.clone())), None);
-        assert_eq!(machine_note(None, Some(&polling)), None);
-        let note = machine_note(Some(&halting), Some(&polling)).unwrap();
-        assert!(note.contains("A: AMD EPYC, 2 CPUs online, kernel 6.18.44, idle: haltpoll, halts at once when idle"), "{note}");
-        assert!(note.contains("B: AMD EPYC, 2 CPUs online, kernel 6.18.44, idle: haltpoll, polls up to 200us before halting (fixed)"), "{note}");
-    }
 
     fn trials(label: &str, metric: Metric, values: &[f64]) -> CellTrials {
         let (server, load) = label.split_once(' ').unwrap_or((label, ""));

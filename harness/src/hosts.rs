@@ -313,27 +313,25 @@ async fn host_report(
     let (stderr, _) = read_err.await.unwrap_or_default();
     let code = status.and_then(|s| s.code());
     let stderr = String::from_utf8_lossy(&stderr);
-    match code {
-        _ if exit::reported(code) => {
-            if too_long {
-                return Err(format!(
-                    "its report is larger than {MAX_REPORT_BYTES} bytes; it is not an echo-client report"
-                ));
-            }
-            let text = String::from_utf8_lossy(&stdout);
-            Report::from_json(&text).map_err(|err| {
-                format!(
-                    "what it printed is not an echo-client report ({err}); does `{shown}` run echo-client 0.1 or later? stderr: {}",
-                    stderr.trim()
-                )
-            })
-        }
-        _ => Err(format!(
+    if !exit::reported(code) {
+        return Err(format!(
             "`{shown}` failed ({}): {}",
             code.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}")),
             stderr.trim()
-        )),
+        ));
     }
+    if too_long {
+        return Err(format!(
+            "its report is larger than {MAX_REPORT_BYTES} bytes; it is not an echo-client report"
+        ));
+    }
+    let text = String::from_utf8_lossy(&stdout);
+    Report::from_json(&text).map_err(|err| {
+        format!(
+            "what it printed is not an echo-client report ({err}); does `{shown}` run echo-client 0.1 or later? stderr: {}",
+            stderr.trim()
+        )
+    })
 }
 
 /// Reads `from` to its end, keeping at most `max` bytes; says whether there was more.

@@ -75,6 +75,24 @@ impl Machine {
             idle: crate::idle::Idle::read(Path::new("/sys")),
         }
     }
+
+    /// The machine a run folder's manifest says it was measured on, if it says.
+    pub fn of_run(run: &Path) -> Option<Machine> {
+        let text = std::fs::read_to_string(run.join("manifest.json")).ok()?;
+        let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+        serde_json::from_value(manifest.get("machine")?.clone()).ok()
+    }
+}
+
+/// A warning when two runs were measured on machines described differently (CPU, kernel, CPUs
+/// online, idle behaviour): their differences may be the machine's, not the servers'.
+pub fn difference_note(a: Option<&Machine>, b: Option<&Machine>) -> Option<String> {
+    let (a, b) = (a?.describe(), b?.describe());
+    (a != b).then(|| {
+        format!(
+            "Note: the runs were measured on machines that differ, so part of any change may be the machine's:\n  A: {a}\n  B: {b}\n"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -183,5 +201,19 @@ mod tests {
             Machine::example(200_000).describe(),
             "AMD EPYC, 2 CPUs online, kernel 6.18.44, idle: haltpoll, polls up to 200us before halting (fixed)"
         );
+    }
+
+    #[test]
+    fn machines_that_differ_are_noted() {
+        let machine = Machine::example;
+        let (halting, polling) = (machine(0), machine(200_000));
+        assert_eq!(
+            difference_note(Some(&polling), Some(&polling.clone())),
+            None
+        );
+        assert_eq!(difference_note(None, Some(&polling)), None);
+        let note = difference_note(Some(&halting), Some(&polling)).unwrap();
+        assert!(note.contains("A: AMD EPYC, 2 CPUs online, kernel 6.18.44, idle: haltpoll, halts at once when idle"), "{note}");
+        assert!(note.contains("B: AMD EPYC, 2 CPUs online, kernel 6.18.44, idle: haltpoll, polls up to 200us before halting (fixed)"), "{note}");
     }
 }

@@ -29,6 +29,11 @@ fn harness(config: &str, out: &std::path::Path, extra: &[&str]) -> std::process:
         .unwrap()
 }
 
+/// A run folder's manifest.json.
+fn manifest(run: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap()
+}
+
 // No re-runs of untrusted trials: the tests count rows, and CI hosts have steal.
 const RUN: &str =
     "[run]\nduration = \"1s\"\nwarmup = \"200ms\"\ntrials = 1\ncooldown = \"50ms\"\nredo = 0\n";
@@ -87,8 +92,7 @@ fn two_servers_one_cell() {
     );
     assert_eq!(rows.len(), 2, "one row per protocol");
 
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    let manifest = manifest(&run);
     assert_eq!(manifest["incomplete"], false);
     assert_eq!(manifest["trials_recorded"], 2);
     assert_eq!(manifest["pinning"]["client_threads"], 1);
@@ -133,10 +137,7 @@ fn halt_poll_is_pinned_for_the_run_and_restored() {
     let output = harness(&config, &out, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run_dir(&out).join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = manifest(&run_dir(&out));
     let recorded = &manifest["machine"]["idle"]["halt_poll"];
     if applicable {
         assert_eq!(recorded["ns"], 150_000, "{manifest}");
@@ -275,8 +276,7 @@ fn interrupted_by(signal: nix::sys::signal::Signal) {
         .expect("the harness did not stop");
     assert_eq!(status.code(), Some(130));
     let run = run_dir(&out);
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    let manifest = manifest(&run);
     assert_eq!(manifest["incomplete"], true);
     let (header, rows) = read_csv(&run.join("raw.csv"));
     assert!(rows.len() <= 1, "{rows:?}");
