@@ -250,10 +250,10 @@ async fn joining_and_leaving_mid_run() {
 }
 
 /// A subscriber that stops reading while a publisher publishes (one message at a time, so the
-/// publisher's own queue never fills), then reads again: it gets the unbroken prefix that fitted
-/// in the socket buffers and its queue, then with `drop` the next message published (it stayed
-/// subscribed), with `disconnect` close 1008 (TCP: the connection closed); the publisher is
-/// served throughout.
+/// publisher's own queue never fills), then reads again: it gets, in order, what fitted in the
+/// socket buffers and its queue (an unbroken prefix with `disconnect`, perhaps with gaps with
+/// `drop`), then with `drop` the next message published (it stayed subscribed), with `disconnect` close 1008
+/// (TCP: the connection closed); the publisher is served throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_gets_the_policy() {
     for implementation in [Impl::Tungstenite, Impl::AxumWs, Impl::Tcp] {
@@ -314,10 +314,19 @@ async fn a_subscriber_that_stops_reading_gets_the_policy() {
                     }
                 }
             };
-            // What fitted in the buffers and the queue before it filled, in order, then
-            // nothing more until the marker (drop) or the close (disconnect).
-            let expected: Vec<usize> = (0..got.len()).collect();
-            assert!(got == expected, "{what}: not an unbroken prefix");
+            // Disconnect: what fitted in the buffers and the queue before it filled, in order,
+            // then the close. Drop: in order and none twice, starting with the first, but not
+            // necessarily unbroken: the kernel frees send buffer as the peer's socket acknowledges
+            // data, and a message published after such a drain is queued after a gap.
+            let in_order = got.first() == Some(&0) && got.windows(2).all(|w| w[0] < w[1]);
+            assert!(
+                in_order,
+                "{what}: out of order or not from the first: {got:?}"
+            );
+            if policy == Policy::Disconnect {
+                let expected: Vec<usize> = (0..got.len()).collect();
+                assert!(got == expected, "{what}: not an unbroken prefix");
+            }
             assert!(
                 !got.is_empty() && got.len() < FLOOD,
                 "{what}: kept {}",
