@@ -78,7 +78,7 @@ async fn open(target: &Target, size: usize) -> Result<(Reader, Writer), Failure>
                 .read_buffer_size(crate::protocol::ws::read_buffer(size, 1))
                 .max_message_size(Some(limit))
                 .max_frame_size(Some(limit));
-            let ws = crate::protocol::ws::upgrade(target, stream, config).await?;
+            let ws = crate::protocol::upgrade::upgrade(target, stream, config).await?;
             let (sink, stream) = ws.split();
             Ok((Reader::Ws(stream), Writer::Ws(sink)))
         }

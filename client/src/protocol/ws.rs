@@ -9,6 +9,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
+use super::upgrade::upgrade;
 use super::{Connection, Opened, Stream, Transfer, dial};
 use crate::error::Failure;
 use crate::message;
@@ -36,44 +37,21 @@ pub fn frame_len(len: usize, masked: bool) -> usize {
     2 + extended + if masked { 4 } else { 0 } + len
 }
 
-/// The WebSocket upgrade of `target.url` over `stream` with `config`; a refused or broken
-/// handshake is a `HandshakeFailed` saying which.
-pub(crate) async fn upgrade(
-    target: &Target,
-    stream: Stream,
-    config: WebSocketConfig,
-) -> Result<WebSocketStream<Stream>, Failure> {
-    let (ws, _response) =
-        tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(config))
-            .await
-            .map_err(|err| match err {
-                WsError::Http(response) => Failure::HandshakeFailed {
-                    status: Some(response.status().as_u16()),
-                    detail: "the server refused the WebSocket upgrade".to_owned(),
-                },
-                WsError::Io(err) => Failure::HandshakeFailed {
-                    status: None,
-                    detail: err.to_string(),
-                },
-                other => Failure::HandshakeFailed {
-                    status: None,
-                    detail: other.to_string(),
-                },
-            })?;
-    Ok(ws)
-}
-
 /// The read buffer each connection preallocates: room for the echo frames in flight (one, or
-/// `--pipeline` of them), at least 4 KiB, at most tungstenite's default of 128 KiB. The
-/// default for every connection costs 128 KiB of memory traffic per connection (tungstenite
-/// zero-fills the buffer before each read), which at a few hundred connections made the
-/// client spend 70% more CPU per round trip than at 64, enough to become the bottleneck; and
-/// what it holds is resident for every open connection.
+/// `--pipeline` of them), at least [`MIN_READ_BUFFER`], at most tungstenite's default of
+/// 128 KiB. tungstenite zero-fills the whole buffer before each read, so its size is memory
+/// traffic per read (the default made the client spend 70% more CPU per round trip at a few
+/// hundred connections than at 64), and it is resident for every open connection, idle or not.
 pub fn read_buffer(size: usize, pipeline: usize) -> usize {
     (size + 14)
         .saturating_mul(pipeline.max(1))
-        .clamp(4096, 128 * 1024)
+        .clamp(MIN_READ_BUFFER, 128 * 1024)
 }
+
+/// The smallest read buffer: a control frame from the server (at most 127 bytes) or a small
+/// echo in one read. It was 4 KiB, which was 4 KiB of the 6.9 KiB an idle connection cost
+/// (BENCHMARKS.md, "Memory per WebSocket connection").
+pub const MIN_READ_BUFFER: usize = 256;
 
 fn read_failure(err: WsError) -> Failure {
     match err {
@@ -262,15 +240,17 @@ impl WsConnection {
 mod tests {
     use super::*;
 
-    /// The read buffer fits the echo frames in flight, between 4 KiB and tungstenite's
+    /// The read buffer fits the echo frames in flight, between 256 bytes and tungstenite's
     /// 128 KiB default.
     #[test]
     fn read_buffer_sizes() {
         let cases = [
-            (0, 1, 4096),
-            (32, 1, 4096),
+            (0, 1, 256),
+            (32, 1, 256),
+            (242, 1, 256),
+            (243, 1, 257),
             (4082, 1, 4096),
-            (4083, 1, 4097),
+            (4, 16, 288),
             (32, 256, 11776),
             (65536, 1, 65550),
             (65536, 4, 128 * 1024),
