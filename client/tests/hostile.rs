@@ -23,7 +23,7 @@ struct Case {
     says: &'static str,
 }
 
-const CASES: [Case; 11] = [
+const CASES: [Case; 12] = [
     Case {
         scheme: "http",
         behaviour: Behaviour::LyingLength,
@@ -103,6 +103,13 @@ const CASES: [Case; 11] = [
         kind: ErrorKind::EchoMismatch,
         says: "echo differs from the message at byte 0",
     },
+    Case {
+        scheme: "ws",
+        behaviour: Behaviour::UnsolicitedInUpgrade,
+        total: 3,
+        kind: ErrorKind::EchoMismatch,
+        says: "echo differs from the message at byte 0",
+    },
 ];
 
 /// Every case: `total` round trips give exactly `total` errors of the case's kind, none of
@@ -152,6 +159,25 @@ async fn a_wrong_accept_key_is_a_failed_handshake() {
             );
             assert!(
                 text.contains("did not complete the WebSocket handshake"),
+                "{text}"
+            );
+        }
+        other => panic!(
+            "expected a failed handshake, got {:?}",
+            other.map(|r| r.summary)
+        ),
+    }
+}
+
+/// A 101 whose head never ends is read to 16 KiB, then the handshake fails saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_upgrade_response_is_a_failed_handshake() {
+    let addr = serve(Behaviour::EndlessUpgrade).await;
+    match run(config(format!("ws://{addr}/"), 1), RunOptions::default()).await {
+        Err(err @ RunError::Unreachable { .. }) => {
+            let text = err.to_string();
+            assert!(
+                text.contains("handshake failed: the response to the upgrade has no end of its head within 16384 bytes"),
                 "{text}"
             );
         }

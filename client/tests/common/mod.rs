@@ -44,6 +44,11 @@ pub enum Behaviour {
     WrongAcceptKey,
     /// WebSocket: a correct handshake, one message nobody sent, then an honest echo of each.
     Unsolicited,
+    /// The same, with the unsolicited message in the same write as the 101: the client reads
+    /// both at once, and the message must reach the connection, not be lost with the head.
+    UnsolicitedInUpgrade,
+    /// WebSocket: a 101 whose head never ends.
+    EndlessUpgrade,
 }
 
 /// Starts a server answering with `behaviour`; returns its address.
@@ -159,7 +164,17 @@ async fn answer(mut stream: TcpStream, behaviour: Behaviour) {
             let mut buf = [0u8; 4096];
             while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
         }
-        Unsolicited => {
+        EndlessUpgrade => {
+            if read_upgrade(&mut stream).await.is_some()
+                && stream
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nX-Pad: ")
+                    .await
+                    .is_ok()
+            {
+                forever(&mut stream, &[b'a'; 1024]).await;
+            }
+        }
+        Unsolicited | UnsolicitedInUpgrade => {
             use futures_util::{SinkExt, StreamExt};
             use tokio_tungstenite::tungstenite::Message;
             use tokio_tungstenite::tungstenite::protocol::Role;
@@ -168,19 +183,26 @@ async fn answer(mut stream: TcpStream, behaviour: Behaviour) {
             };
             let accept =
                 tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-            let response = format!(
+            let mut response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-            );
-            if stream.write_all(response.as_bytes()).await.is_err() {
+            )
+            .into_bytes();
+            if behaviour == UnsolicitedInUpgrade {
+                // An unmasked binary frame of 32 bytes, right behind the head.
+                response.extend_from_slice(&[0x82, 32]);
+                response.extend_from_slice(&[b'u'; 32]);
+            }
+            if stream.write_all(&response).await.is_err() {
                 return;
             }
             let mut ws =
                 tokio_tungstenite::WebSocketStream::from_raw_socket(stream, Role::Server, None)
                     .await;
-            if ws
-                .send(Message::Binary(vec![b'u'; 32].into()))
-                .await
-                .is_err()
+            if behaviour == Unsolicited
+                && ws
+                    .send(Message::Binary(vec![b'u'; 32].into()))
+                    .await
+                    .is_err()
             {
                 return;
             }
