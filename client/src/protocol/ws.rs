@@ -49,8 +49,8 @@ pub fn read_buffer(size: usize, pipeline: usize) -> usize {
 }
 
 /// The smallest read buffer: a control frame from the server (at most 127 bytes) or a small
-/// echo in one read. It was 4 KiB, which was 4 KiB of the 6.9 KiB an idle connection cost
-/// (BENCHMARKS.md, "Memory per WebSocket connection").
+/// echo in one read, and little to keep for an idle connection (BENCHMARKS.md, "Memory per
+/// WebSocket connection").
 pub const MIN_READ_BUFFER: usize = 256;
 
 fn read_failure(err: WsError) -> Failure {
