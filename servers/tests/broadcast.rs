@@ -252,8 +252,8 @@ async fn joining_and_leaving_mid_run() {
 /// A subscriber that stops reading while a publisher publishes (one message at a time, so the
 /// publisher's own queue never fills), then reads again: it gets, in order, what fitted in the
 /// socket buffers and its queue (an unbroken prefix with `disconnect`, perhaps with gaps with
-/// `drop`), then with `drop` the next message published (it stayed subscribed), with `disconnect` close 1008
-/// (TCP: the connection closed); the publisher is served throughout.
+/// `drop`), then with `drop` the next message published (it stayed subscribed), with
+/// `disconnect` close 1008 (TCP: the connection closed); the publisher is served throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_gets_the_policy() {
     for implementation in [Impl::Tungstenite, Impl::AxumWs, Impl::Tcp] {

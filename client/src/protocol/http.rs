@@ -493,7 +493,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
 }
 
 /// Whether a comma-separated header value contains `token` (case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
+pub(super) fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))

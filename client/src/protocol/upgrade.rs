@@ -12,11 +12,12 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::Stream;
+use super::http::has_token;
 use crate::error::Failure;
 use crate::target::Target;
 
 /// The most of a response head read before giving up on it: a real 101 is about 130 bytes.
-pub const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEAD: usize = 16 * 1024;
 
 /// The most header lines a response head may have.
 const MAX_HEADERS: usize = 32;
@@ -124,13 +125,15 @@ fn check(head: &[u8], key: &str) -> Result<(), Failure> {
             detail: "the server refused the WebSocket upgrade".to_owned(),
         });
     }
-    let header = |name: &str| {
+    let raw = |name: &str| {
         response
             .headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
+            .map(|h| h.value)
     };
+    let header =
+        |name: &str| raw(name).map(|value| String::from_utf8_lossy(value).trim().to_owned());
     match header("Upgrade") {
         Some(value) if value.eq_ignore_ascii_case("websocket") => {}
         Some(value) => {
@@ -140,11 +143,8 @@ fn check(head: &[u8], key: &str) -> Result<(), Failure> {
         }
         None => return Err(failed("the 101 response has no Upgrade header".to_owned())),
     }
-    let connection = header("Connection").unwrap_or_default();
-    if !connection
-        .split(',')
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
-    {
+    if !raw("Connection").is_some_and(|value| has_token(value, b"upgrade")) {
+        let connection = header("Connection").unwrap_or_default();
         return Err(failed(format!(
             "the 101 response's Connection header is `{connection}`, without `Upgrade`"
         )));
