@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until};
 
 use super::Ctx;
 use crate::error::Failure;
@@ -59,12 +59,15 @@ pub(super) async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot
         let began = Instant::now();
         // Boxed: the handshake's state (the largest of the client's futures) then lives on the
         // heap only while a connect is in progress, not in every idle client's task.
-        let connected = timeout(
-            config.connect_timeout,
-            Box::pin(C::connect(&ctx.target, &config)),
-        )
-        .await
-        .unwrap_or(Err(Failure::ConnectTimeout));
+        let connected = ctx
+            .watchdog
+            .guard(
+                slot,
+                began + config.connect_timeout,
+                Box::pin(C::connect(&ctx.target, &config)),
+            )
+            .await
+            .unwrap_or(Err(Failure::ConnectTimeout));
         let connection = match connected {
             Ok(connection) => connection,
             Err(failure) => {
@@ -95,6 +98,7 @@ pub(super) async fn virtual_client<C: Connection>(ctx: Rc<Ctx>, index: u32, slot
 /// latency from the batch's send. Returns whether the connection is still healthy.
 async fn pipelined<C: Connection>(
     ctx: &Ctx,
+    slot: usize,
     connection: &mut C,
     claim: &mut Claim,
     mut last: bool,
@@ -122,11 +126,14 @@ async fn pipelined<C: Connection>(
     }
     received.clear();
     let sent = Instant::now();
-    let result = timeout(
-        ctx.config.timeout,
-        connection.round_trips(first, count, last, received),
-    )
-    .await;
+    let result = ctx
+        .watchdog
+        .guard(
+            slot,
+            sent + ctx.config.timeout,
+            connection.round_trips(first, count, last, received),
+        )
+        .await;
     let mut recorder = ctx.recorder.borrow_mut();
     for _ in 0..count {
         recorder.settled();
@@ -182,6 +189,7 @@ async fn session<C: Connection>(
             // Boxed, like the connect: its state is only needed while a batch is in flight.
             healthy = Box::pin(pipelined(
                 ctx,
+                slot,
                 &mut connection,
                 &mut claim,
                 turn.last,
@@ -214,7 +222,14 @@ async fn session<C: Connection>(
         let id = ctx.next_id();
         ctx.recorder.borrow_mut().sending();
         let sent = Instant::now();
-        let result = timeout(config.timeout, connection.round_trip(id, turn.last)).await;
+        let result = ctx
+            .watchdog
+            .guard(
+                slot,
+                sent + config.timeout,
+                connection.round_trip(id, turn.last),
+            )
+            .await;
         let received = Instant::now();
         let mut recorder = ctx.recorder.borrow_mut();
         recorder.settled();
@@ -243,7 +258,14 @@ async fn session<C: Connection>(
         }
     }
     if healthy {
-        let _ = timeout(config.timeout, Box::pin(connection.close())).await;
+        let _ = ctx
+            .watchdog
+            .guard(
+                slot,
+                Instant::now() + config.timeout,
+                Box::pin(connection.close()),
+            )
+            .await;
     }
     ctx.recorder.borrow_mut().closed();
     claim
