@@ -152,7 +152,8 @@ pub struct Args {
     pub payload: Payload,
 
     /// Longest wait for one echo: then it counts as round_trip_timeout and the connection is
-    /// replaced.
+    /// replaced. Timeouts are checked every tenth of the shorter of --timeout and
+    /// --connect-timeout (1 to 100 ms), so a wait ends up to that long after its timeout.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 

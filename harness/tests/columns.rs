@@ -31,12 +31,12 @@ max_steal_percent,noisy,client_saturated,deliveries_per_s,slowest_p99_us,missing
 subscribers_dropped,failures";
 
 const CAPACITY: &str = "server,protocol,mode,connections,size,roundtrips,publishers,slo,capacity_rps,\
-capacity_ci95_low_rps,capacity_ci95_high_rps,capacity_connections,per_connection_rate,\
+capacity_ci95_low_rps,capacity_ci95_high_rps,capacity_method,capacity_connections,per_connection_rate,\
 cv_percent,searches,estimates,ends,confirmed,probes,probes_redone,limited_by,corrected_p50_us,\
 corrected_p99_us,corrected_p999_us,late_sends_percent,server_cpu_us_per_round_trip,\
 client_cpu_utilization";
 
-const PROBES: &str = "server,protocol,connections,size,roundtrips,publishers,search,probe,value,\
+const PROBES: &str = "server,protocol,connections,size,roundtrips,publishers,search,probe,again,value,\
 probe_connections,offered_rps,achieved_rps,verdict,redone,reason,corrected_p50_us,\
 corrected_p99_us,corrected_p999_us,errors,late_sends_percent,pacer_late_percent,\
 client_cpu_utilization,steal_percent,server_cpu_us_per_round_trip,slo_checks,report_file";

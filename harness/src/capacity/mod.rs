@@ -8,7 +8,10 @@
 //! `confirm` search every target again, each starting at the value found before (so its first
 //! probe confirms it) — rounds interleave over servers so drift in the machine spreads over
 //! all of them. A search runs against one server session; every round starts a fresh one. The
-//! capacity is the mean of a target's searches with Student's 95% interval over them.
+//! capacity is where a logistic fit over all of a target's trusted probes puts a probe's
+//! chance of meeting the SLO at one half ([`fit`]), with the fit's 95% interval; when the
+//! probes have no knee to fit (every one passed, or every one failed), the mean of the
+//! searches with Student's 95% interval over them.
 //!
 //! A failed probe is trusted only when its client was not saturated, CPU steal stayed at or
 //! under 5% and the pacer kept its schedule (at most 1% of sends late by the client's own
@@ -19,6 +22,7 @@
 //! search ends there, saying what limited it. The orchestration takes its [`Executor`] as a
 //! trait so that order, retries and results are tested without processes.
 
+pub mod fit;
 pub mod probe;
 pub mod search;
 pub mod settings;
@@ -140,6 +144,8 @@ pub struct ProbeRecord {
     pub search: u32,
     /// Its number within the search, from 1 (a redone probe keeps its number).
     pub index: u32,
+    /// 0 for the probe itself; 1, 2, ... for the rechecks of its failure at the same load.
+    pub again: u32,
     /// The value searched (rate, or connections).
     pub value: f64,
     /// The load offered.
@@ -180,14 +186,37 @@ pub struct CapacityResult {
 }
 
 impl CapacityResult {
-    /// The capacity: the mean of the searches, with its spread (95% interval with two or more).
-    pub fn capacity(&self) -> Option<Spread> {
+    /// The capacity: the fit over every trusted probe when there is a knee to fit, else the
+    /// mean of the searches.
+    pub fn capacity(&self) -> Option<Estimate> {
+        let probes: Vec<(f64, bool)> = self
+            .probes
+            .iter()
+            .filter(|p| !p.redone)
+            .filter_map(|p| p.verdict.map(|v| (p.value, v == Verdict::Pass)))
+            .collect();
+        if let Some(fit) = fit::fit(&probes) {
+            return Some(Estimate {
+                value: fit.capacity,
+                ci95: Some(fit.ci95),
+                method: Method::Fit,
+            });
+        }
+        self.searches().map(|s| Estimate {
+            value: s.mean,
+            ci95: s.ci95,
+            method: Method::Searches,
+        })
+    }
+
+    /// The searches' own capacities (the highest value each one passed), summarised.
+    pub fn searches(&self) -> Option<Spread> {
         stats::spread(&self.counted())
     }
 
-    /// The estimates the capacity is the mean of: every search's, except that a search stopped
-    /// short or bounded by an untrusted probe (a lower bound only) is left out when any other
-    /// search converged on its own.
+    /// The estimates the searches' summary is over: every search's, except that a search
+    /// stopped short or bounded by an untrusted probe (a lower bound only) is left out when
+    /// any other search converged on its own.
     pub fn counted(&self) -> Vec<f64> {
         let whole: Vec<f64> = self
             .estimates
@@ -205,10 +234,10 @@ impl CapacityResult {
 
     /// The capacity as a rate (connections mode: connections x per-connection rate).
     pub fn capacity_rps(&self) -> Option<f64> {
-        let mean = self.capacity()?.mean;
+        let value = self.capacity()?.value;
         Some(match self.mode {
-            Mode::Rate => mean,
-            Mode::Connections => mean * self.per_connection_rate.unwrap_or(0.0),
+            Mode::Rate => value,
+            Mode::Connections => value * self.per_connection_rate.unwrap_or(0.0),
         })
     }
 
@@ -228,6 +257,36 @@ impl CapacityResult {
                     .cmp(&(b.search == 0))
                     .then(a.value.total_cmp(&b.value))
             })
+    }
+}
+
+/// A target's capacity (a rate, or connections) and how it was reached.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// The capacity.
+    pub value: f64,
+    /// Its 95% interval (`None` from a single search).
+    pub ci95: Option<(f64, f64)>,
+    /// How it was reached.
+    pub method: Method,
+}
+
+/// How a capacity was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The logistic fit over every trusted probe: the load passing half the time.
+    Fit,
+    /// The mean of the searches: the probes had no knee to fit.
+    Searches,
+}
+
+impl Method {
+    /// As written in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Fit => "fit",
+            Method::Searches => "searches",
+        }
     }
 }
 
@@ -329,63 +388,30 @@ async fn run_search<E: Executor>(
         }
         let load = probe_load(&target, value, settings);
         let index = search.probes() + 1;
-        let mut verdict = None;
-        let mut distrust = None;
-        for attempt in 0..=settings.redo {
-            let name = match attempt {
-                0 => format!("{}-s{round}-p{index}", target_name(&target)),
-                a => format!("{}-s{round}-p{index}-redo{a}", target_name(&target)),
-            };
-            let outcome = executor.probe(&target, load, &name).await;
-            let mut record = ProbeRecord {
-                search: round,
-                index,
-                value,
-                load,
-                measured: None,
-                verdict: None,
-                reason: String::new(),
-                redone: false,
-            };
-            distrust = None;
-            match outcome {
-                Err(reason) => record.reason = reason,
-                Ok(measured) => {
-                    // A pass despite steal, a busy client or a late pacer is still a pass:
-                    // none of them makes the SLO easier to meet. A failure under them may be
-                    // theirs, not the server's.
-                    match measured
-                        .untrusted(settings.max_steal_percent, settings.max_pacer_late_percent)
-                        .filter(|_| !measured.slo_met)
-                    {
-                        Some(why) => {
-                            record.reason = why.to_string();
-                            distrust = Some(why);
-                        }
-                        None => {
-                            let v = if measured.slo_met {
-                                Verdict::Pass
-                            } else {
-                                Verdict::Fail
-                            };
-                            record.verdict = Some(v);
-                            verdict = Some(v);
-                        }
-                    }
-                    record.measured = Some(measured);
-                }
-            }
-            let retry = verdict.is_none() && attempt < settings.redo;
-            record.redone = retry;
-            results[i].probes.push(record);
-            observer.probed(results, i);
-            if !retry {
+        let at = Attempt {
+            round,
+            index,
+            value,
+            load,
+        };
+        let (mut verdict, distrust) =
+            probe_trusted(results, i, &at, 0, settings, executor, observer).await;
+        // A failure is probed again before the search believes it: near the knee, and
+        // sometimes far below it, a probe fails on a hiccup of the host (late sends just over
+        // 1% at a load that passes before and after), and a bisection never goes back above a
+        // failure. Every probe stays in the record, and the fit weighs them all.
+        for again in 1..=settings.recheck {
+            if verdict != Some(Verdict::Fail) || executor.interrupted() {
                 break;
             }
-            // Steal comes and goes: give the host a moment (1 s, then 2 s, ...) before the
-            // same load is tried again.
-            if let Some(Distrust::Steal(_)) = distrust {
-                executor.pause(STEAL_BACKOFF * 2u32.pow(attempt)).await;
+            match probe_trusted(results, i, &at, again, settings, executor, observer)
+                .await
+                .0
+            {
+                Some(Verdict::Pass) => verdict = Some(Verdict::Pass),
+                Some(Verdict::Fail) => {}
+                // A recheck that could not be trusted says nothing: the failure stands.
+                None => break,
             }
         }
         let result = &mut results[i];
@@ -446,6 +472,94 @@ async fn run_search<E: Executor>(
     }
 }
 
+/// Where one probe of a search is: its search, its number, the value and the load.
+struct Attempt {
+    round: u32,
+    index: u32,
+    value: f64,
+    load: ProbeLoad,
+}
+
+/// Probes `at` until it is trusted, at most `[search] redo` more times, recording every run;
+/// returns the trusted verdict, or why the last run was not trusted. `again` numbers the
+/// rechecks of a failure (0: the probe itself).
+async fn probe_trusted<E: Executor>(
+    results: &mut [CapacityResult],
+    i: usize,
+    at: &Attempt,
+    again: u32,
+    settings: &SearchSection,
+    executor: &mut E,
+    observer: &mut impl Observer,
+) -> (Option<Verdict>, Option<Distrust>) {
+    let target = results[i].target.clone();
+    let (round, index) = (at.round, at.index);
+    let mut verdict = None;
+    let mut distrust = None;
+    for attempt in 0..=settings.redo {
+        let mut name = format!("{}-s{round}-p{index}", target_name(&target));
+        if again > 0 {
+            name.push_str(&format!("-again{again}"));
+        }
+        if attempt > 0 {
+            name.push_str(&format!("-redo{attempt}"));
+        }
+        let outcome = executor.probe(&target, at.load, &name).await;
+        let mut record = ProbeRecord {
+            search: round,
+            index,
+            again,
+            value: at.value,
+            load: at.load,
+            measured: None,
+            verdict: None,
+            reason: String::new(),
+            redone: false,
+        };
+        distrust = None;
+        match outcome {
+            Err(reason) => record.reason = reason,
+            Ok(measured) => {
+                // A pass despite steal, a busy client or a late pacer is still a pass: none
+                // of them makes the SLO easier to meet. A failure under them may be theirs,
+                // not the server's.
+                match measured
+                    .untrusted(settings.max_steal_percent, settings.max_pacer_late_percent)
+                    .filter(|_| !measured.slo_met)
+                {
+                    Some(why) => {
+                        record.reason = why.to_string();
+                        distrust = Some(why);
+                    }
+                    None => {
+                        let v = if measured.slo_met {
+                            Verdict::Pass
+                        } else {
+                            Verdict::Fail
+                        };
+                        record.verdict = Some(v);
+                        verdict = Some(v);
+                    }
+                }
+                record.measured = Some(measured);
+            }
+        }
+        let retry = verdict.is_none() && attempt < settings.redo;
+        record.redone = retry;
+        results[i].probes.push(record);
+        observer.probed(results, i);
+        if !retry {
+            break;
+        }
+        // Steal comes and goes: give the host a moment (1 s, then 2 s, ...) before the same
+        // load is tried again.
+        if let Some(Distrust::Steal(_)) = distrust {
+            executor.pause(STEAL_BACKOFF * 2u32.pow(attempt)).await;
+        }
+    }
+    (verdict, distrust)
+}
+
 /// The client load of a probe at `value`. In connections mode each connection receives
 /// `per_connection_rate` messages per second: its own echoes, or for a broadcast every message
 /// of a publish rate that high (so a broadcast's subscribers grow while its publish rate stays,
@@ -497,8 +611,12 @@ impl ProbeRecord {
                 self.reason.lines().next().unwrap_or_default()
             ),
         };
+        let again = match self.again {
+            0 => String::new(),
+            n => format!(" (recheck {n} of a failure)"),
+        };
         format!(
-            "capacity {} search {} probe {} at {:.0} rt/s over {} connections: {outcome}",
+            "capacity {} search {} probe {}{again} at {:.0} rt/s over {} connections: {outcome}",
             target_name(target),
             self.search,
             self.index,

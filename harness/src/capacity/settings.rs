@@ -84,6 +84,10 @@ pub struct SearchSection {
     /// Times an untrusted probe (client saturated, steal, pacer behind) is run again before
     /// the search gives up at it.
     pub redo: u32,
+    /// Times a trusted failure is probed again at the same load before the search takes it
+    /// as a failure: one pass among them and the search goes on above it. Every probe is kept
+    /// and weighed by the capacity's fit.
+    pub recheck: u32,
     /// Most probes one search may make.
     pub max_probes: u32,
     /// A failed probe with more CPU steal than this (percent) is not trusted.
@@ -108,6 +112,7 @@ impl Default for SearchSection {
             warmup: Duration::from_millis(500),
             cooldown: Duration::from_millis(100),
             redo: 2,
+            recheck: 1,
             max_probes: 30,
             max_steal_percent: echobench_core::thresholds::HIGH_STEAL_PERCENT,
             max_pacer_late_percent: 100.0 * super::PACER_BEHIND,

@@ -38,6 +38,37 @@ struct Fake {
     /// Every call, in order: "start NAME ROUND", "probe NAME RATE", "stop".
     log: Vec<String>,
     probes_in_session: u32,
+    /// A knee that is a coin, as on real hosts: with a slope k, a probe at rate v passes with
+    /// probability 1 / (1 + (v / capacity)^k), drawn from `coin` (a seeded generator).
+    knee_slope: Option<f64>,
+    /// The share of probes that fail whatever the load (a hiccup of the host: on this
+    /// machine, probes failing on late sends just over 1% at a load that passes before and
+    /// after), drawn from the same coin.
+    hiccups: f64,
+    coin: u64,
+}
+
+impl Fake {
+    /// Whether the SLO holds at `rate`: exactly up to the capacity, or by the knee's coin.
+    fn holds(&mut self, rate: f64, capacity: f64) -> bool {
+        let Some(k) = self.knee_slope else {
+            return rate <= capacity;
+        };
+        if self.flip() < self.hiccups {
+            return false;
+        }
+        self.flip() < 1.0 / (1.0 + (rate / capacity).powf(k))
+    }
+
+    /// The coin: uniform in [0, 1], from splitmix64, so a seed gives one fixed sequence and
+    /// the test is exact.
+    fn flip(&mut self) -> f64 {
+        self.coin = self.coin.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.coin;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as f64 / u64::MAX as f64
+    }
 }
 
 impl Executor for Fake {
@@ -63,18 +94,15 @@ impl Executor for Fake {
         let saturated =
             load.rate > self.client_limit || self.probes_in_session <= self.untrusted_first;
         let stolen = self.probes_in_session <= self.steal_first;
+        let holds = self.holds(load.rate, capacity);
         Ok(Measured {
             achieved: load.rate.min(capacity),
-            p99_ns: if load.rate <= capacity {
-                500_000
-            } else {
-                9_000_000
-            },
+            p99_ns: if holds { 500_000 } else { 9_000_000 },
             round_trips: 1000,
             client_utilization: if saturated { 0.97 } else { 0.5 },
             client_saturated: saturated,
             // A saturated client falls behind the rate, so the SLO's rate limit fails.
-            slo_met: load.rate <= capacity && !saturated && !stolen,
+            slo_met: holds && !saturated && !stolen,
             steal_percent: Some(if stolen { 12.0 } else { 0.1 }),
             report_file: Some(format!("capacity/{name}.json")),
             ..Measured::default()
@@ -167,11 +195,21 @@ fn finds_and_confirms_known_capacities() {
     for (r, capacity) in results.iter().zip([5_000.0, 23_000.0]) {
         assert_eq!(r.estimates.len(), 3, "{r:?}");
         assert!(r.ends.iter().all(|e| *e == End::Converged));
+        // The fit over the probes puts the knee between the highest pass and the lowest
+        // failure, which the searches bracketed to 2%.
         let c = r.capacity().unwrap();
-        assert!(c.mean <= capacity && c.mean >= capacity / 1.02, "{c:?}");
+        assert_eq!(c.method, Method::Fit, "{c:?}");
+        assert!((c.value / capacity - 1.0).abs() <= 0.02, "{c:?}");
+        let (low, high) = c.ci95.unwrap();
+        assert!(
+            low >= capacity / 1.02 && high <= capacity * 1.03 && low < high,
+            "{c:?}"
+        );
+        let searches = r.searches().unwrap();
+        assert!(searches.mean <= capacity && searches.mean >= capacity / 1.02);
         assert_eq!(
-            c.ci95,
-            Some((c.mean, c.mean)),
+            searches.ci95,
+            Some((searches.mean, searches.mean)),
             "identical searches: a point interval"
         );
         assert_eq!((r.confirmed, r.confirmations), (2, 2));
@@ -202,6 +240,38 @@ fn finds_and_confirms_known_capacities() {
     );
 }
 
+/// When the knee is a coin (pass probability falling from 88% to 12% over ±17% of the load),
+/// with or without probes that fail whatever the load, the fit over every probe lands closer
+/// to the knee than the searches' mean does (the median error over 40 seeded runs of a first
+/// search and two confirmations, failures rechecked once).
+#[test]
+fn the_fit_follows_a_noisy_knee_better_than_the_searches() {
+    for hiccups in [0.0, 0.1] {
+        let (mut fit_errors, mut search_errors) = (Vec::new(), Vec::new());
+        for seed in 0..40 {
+            let mut executor = Fake {
+                knee_slope: Some(12.0),
+                hiccups,
+                coin: seed,
+                ..fake(&[("a", 100_000.0)])
+            };
+            let (results, _) = search(&[target("a", 64)], &SearchSection::default(), &mut executor);
+            let r = &results[0];
+            let estimate = r.capacity().unwrap();
+            assert_eq!(estimate.method, Method::Fit);
+            fit_errors.push((estimate.value / 100_000.0 - 1.0).abs());
+            search_errors.push((r.searches().unwrap().mean / 100_000.0 - 1.0).abs());
+        }
+        let median = |errors: &[f64]| crate::stats::spread(errors).unwrap().median;
+        let (fit, searches) = (median(&fit_errors), median(&search_errors));
+        // Measured: 6.1% against 7.9% without hiccups, 5.4% against 7.2% with 10%.
+        assert!(
+            fit < searches && fit < 0.07,
+            "hiccups {hiccups}: median error of the fit {fit:.4}, of the searches {searches:.4}"
+        );
+    }
+}
+
 /// A failed probe that cannot be trusted is run again and the rerun counts; the record keeps
 /// both, the first marked redone.
 #[test]
@@ -227,7 +297,7 @@ fn redoes_untrusted_probes() {
         (r.probes[1].index, r.probes[1].verdict),
         (1, Some(Verdict::Pass))
     );
-    assert!(r.capacity().unwrap().mean >= 5_000.0 / 1.02);
+    assert!((r.capacity().unwrap().value / 5_000.0 - 1.0).abs() <= 0.02);
 }
 
 /// A client that saturates below the server's capacity bounds the search: the untrusted
@@ -384,8 +454,8 @@ fn connections_mode() {
     assert!(r.probes.iter().all(|p| p.value.fract() == 0.0
         && p.load.connections as f64 == p.value
         && p.load.rate == p.value * 10.0));
-    let c = r.capacity().unwrap().mean;
-    assert!((98.0..=100.0).contains(&c), "{c}");
+    let c = r.capacity().unwrap().value;
+    assert!((98.0..=102.0).contains(&c), "{c}");
     assert_eq!(r.capacity_rps(), Some(c * 10.0));
 }
 

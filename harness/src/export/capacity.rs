@@ -22,6 +22,7 @@ pub fn header() -> Vec<String> {
         "capacity_rps",
         "capacity_ci95_low_rps",
         "capacity_ci95_high_rps",
+        "capacity_method",
         "capacity_connections",
         "per_connection_rate",
         "cv_percent",
@@ -49,14 +50,14 @@ pub fn rows(results: &[CapacityResult]) -> Vec<Vec<String>> {
 }
 
 fn row(r: &CapacityResult) -> Vec<String> {
-    let spread = r.capacity();
+    let estimate = r.capacity();
     // Connections mode: the interval is over connection counts; as rates it scales by the
     // per-connection rate.
     let scale = match r.mode {
         Mode::Rate => 1.0,
         Mode::Connections => r.per_connection_rate.unwrap_or(0.0),
     };
-    let ci = spread.and_then(|s| s.ci95);
+    let ci = estimate.and_then(|e| e.ci95);
     let at = r.at_capacity().and_then(|p| p.measured.as_ref());
     let t = &r.target;
     vec![
@@ -74,12 +75,15 @@ fn row(r: &CapacityResult) -> Vec<String> {
         num(r.capacity_rps(), 0),
         num(ci.map(|c| c.0.max(0.0) * scale), 0),
         num(ci.map(|c| c.1 * scale), 0),
+        estimate
+            .map(|e| e.method.as_str().to_owned())
+            .unwrap_or_default(),
         match r.mode {
             Mode::Rate => String::new(),
-            Mode::Connections => num(spread.map(|s| s.mean), 1),
+            Mode::Connections => num(estimate.map(|e| e.value), 1),
         },
         num(r.per_connection_rate, 3),
-        num(spread.and_then(|s| s.cv_percent), 2),
+        num(r.searches().and_then(|s| s.cv_percent), 2),
         r.estimates.len().to_string(),
         r.estimates
             .iter()
@@ -119,6 +123,7 @@ pub fn probe_header() -> Vec<String> {
         "publishers",
         "search",
         "probe",
+        "again",
         "value",
         "probe_connections",
         "offered_rps",
@@ -171,6 +176,7 @@ fn probe_row(r: &CapacityResult, p: &ProbeRecord) -> Vec<String> {
         t.publishers.map(|p| p.to_string()).unwrap_or_default(),
         p.search.to_string(),
         p.index.to_string(),
+        p.again.to_string(),
         format!("{:.0}", p.value),
         p.load.connections.to_string(),
         format!("{:.0}", p.load.rate),
@@ -216,7 +222,7 @@ pub fn markdown(results: &[CapacityResult]) -> String {
     };
     let _ = writeln!(
         out,
-        "For each server and load, {what} at which the SLO held over a probe's window (corrected latency; errors; sends held back by an unanswered echo; achieved over offered): the mean of a first search and its confirmations (each starting at the value found before), with the 95% interval over them. *Ratio to tcp*: that capacity over the `tcp` reference server's at the same connections and size — the floor. Every probe is in probes.csv.\n"
+        "For each server and load, {what} at which the SLO held over a probe's window (corrected latency; errors; sends held back by an unanswered echo; achieved over offered): where a logistic fit over every probe of a first search and its confirmations (each starting at the value found before) puts a probe's chance of meeting the SLO at one half, with the fit's 95% interval (marked *mean of searches* where the probes had no knee to fit: every one passed, or every one failed). *Ratio to tcp*: that capacity over the `tcp` reference server's at the same connections and size — the floor. Every probe is in probes.csv.\n"
     );
     let _ = writeln!(
         out,
@@ -225,7 +231,7 @@ pub fn markdown(results: &[CapacityResult]) -> String {
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in results {
         let t = &r.target;
-        let spread = r.capacity();
+        let estimate = r.capacity();
         let floor = results
             .iter()
             .find(|o| {
@@ -238,7 +244,7 @@ pub fn markdown(results: &[CapacityResult]) -> String {
                     && o.target.roundtrips == t.roundtrips
                     && o.target.publishers == t.publishers
             })
-            .and_then(|o| o.capacity().map(|s| s.mean))
+            .and_then(|o| o.capacity().map(|e| e.value))
             .filter(|c| *c > 0.0);
         let at = r.at_capacity().and_then(|p| p.measured.as_ref());
         let mut load = match r.mode {
@@ -263,17 +269,20 @@ pub fn markdown(results: &[CapacityResult]) -> String {
         if r.ends.contains(&crate::capacity::search::End::AtMaximum) {
             note = format!("at least this (the search's maximum) {note}");
         }
+        if estimate.is_some_and(|e| e.method == crate::capacity::Method::Searches) {
+            note = format!("mean of searches {note}");
+        }
         let _ = writeln!(
             out,
             "| {} | {load} | {} | {} | {} | {} | {}/{} | {} | {} | {} |",
             t.server,
-            spread.map_or_else(|| "-".to_owned(), |s| value(s.mean)),
-            spread.and_then(|s| s.ci95).map_or_else(
+            estimate.map_or_else(|| "-".to_owned(), |e| value(e.value)),
+            estimate.and_then(|e| e.ci95).map_or_else(
                 || "-".to_owned(),
                 |(lo, hi)| format!("{} - {}", value(lo.max(0.0)), value(hi))
             ),
-            match (spread, floor) {
-                (Some(s), Some(f)) => format!("{:.3}", s.mean / f),
+            match (estimate, floor) {
+                (Some(e), Some(f)) => format!("{:.3}", e.value / f),
                 _ => "-".to_owned(),
             },
             r.estimates.len(),
