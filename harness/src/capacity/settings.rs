@@ -68,7 +68,7 @@ pub struct SearchSection {
     /// Highest value probed; a server that passes it is reported as "at least" this.
     pub max: f64,
     /// Confirmation searches after the first, each starting at the value found, interleaved
-    /// over servers; the capacity is the mean of all searches with its 95% interval.
+    /// over servers; the capacity is fitted to the probes of all of them (see `fit`).
     pub confirm: u32,
     /// Connections mode: the rate each connection offers (round trips per second).
     pub per_connection_rate: f64,

@@ -210,19 +210,19 @@ pub fn markdown(results: &[CapacityResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\n## Capacity under the SLO `{}`\n", first.slo);
     let what = match first.mode {
-        Mode::Rate => "the highest offered rate (round trips per second)".to_owned(),
+        Mode::Rate => "the offered rate (round trips per second)".to_owned(),
         Mode::Connections if first.target.publishers.is_some() => format!(
-            "the most subscribers, each receiving the {} messages per second published,",
+            "the number of subscribers, each receiving the {} messages per second published,",
             first.per_connection_rate.unwrap_or(0.0)
         ),
         Mode::Connections => format!(
-            "the most connections, each offering {} round trips per second,",
+            "the number of connections, each offering {} round trips per second,",
             first.per_connection_rate.unwrap_or(0.0)
         ),
     };
     let _ = writeln!(
         out,
-        "For each server and load, {what} at which the SLO held over a probe's window (corrected latency; errors; sends held back by an unanswered echo; achieved over offered): where a logistic fit over every probe of a first search and its confirmations (each starting at the value found before) puts a probe's chance of meeting the SLO at one half, with the fit's 95% interval (marked *mean of searches* where the probes had no knee to fit: every one passed, or every one failed). *Ratio to tcp*: that capacity over the `tcp` reference server's at the same connections and size — the floor. Every probe is in probes.csv.\n"
+        "For each server and load, {what} at which a probe meets the SLO over its window (corrected latency; errors; sends held back by an unanswered echo; achieved over offered) half the time, from a logistic fit over every probe of a first search and its confirmations (each starting at the value found before; a failure rechecked before a search believes it), with the fit's 95% interval (marked *mean of searches* where the probes had no knee to fit: every one passed, or every one failed). *Ratio to tcp*: that capacity over the `tcp` reference server's at the same connections and size — the floor. Every probe is in probes.csv.\n"
     );
     let _ = writeln!(
         out,
