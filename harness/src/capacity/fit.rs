@@ -5,10 +5,11 @@
 //! 1 s probe of `hyper` passed at 125,588/s and failed at 80,000/s in one run, and 30 of 70
 //! failed probes failed only on late sends just over 1%. A bisection follows whichever coin
 //! came up last, so each search lands somewhere in a band about ±20% wide and three of them
-//! average to within ~15% from run to run. The fit weighs all of a target's probes (20-30,
-//! most of them near the knee, where the searches and confirmations put them): over the
-//! published runs of 2026-12-04 it moved the median change of a capacity ratio to `tcp`
-//! between two runs from 12-17% to 2-8%.
+//! average to within ~15% from run to run. The fit weighs all of a target's probes (20-40,
+//! most of them near the knee, where the searches and confirmations put them). Applied offline
+//! to five pairs of runs of 2026-12-04 (a plain logistic fit, without the hiccup share), it
+//! moved the median change of a capacity ratio to `tcp` between the two runs of a pair from
+//! 12-17% to 2-8% in four pairs, and from 2.0% to 2.2% in the fifth.
 //!
 //! The model: P(pass at load v) = (1 − h) / (1 + exp(k · (ln v − ln c))), with c the capacity,
 //! k > 0 how sharp the knee is, and h the share of probes that fail whatever the load (a
