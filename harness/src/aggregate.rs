@@ -239,6 +239,7 @@ mod tests {
             of_capacity: None,
             tls_resume: false,
             publishers: None,
+            timing: Default::default(),
         }
     }
 

@@ -187,11 +187,11 @@ fn run(args: &RunArgs, capacity_only: bool) -> u8 {
             println!("{}", cell.id());
         }
         eprintln!(
-            "{} capacity searches x {}, {} cells x {} trials; server CPUs {}, client CPUs {}",
+            "{} capacity searches x {}, {} cells, {} trials; server CPUs {}, client CPUs {}",
             plan.targets.len(),
             1 + plan.config.search.confirm,
             plan.cells.len(),
-            plan.config.run.trials,
+            plan.trial_count(),
             plan.server_cpus,
             plan.client_cpus
         );
@@ -208,11 +208,11 @@ fn run(args: &RunArgs, capacity_only: bool) -> u8 {
         return exit::FAILURE;
     };
     eprintln!(
-        "echo-harness: {} capacity searches x {}, {} cells x {} trials -> {}",
+        "echo-harness: {} capacity searches x {}, {} cells, {} trials -> {}",
         prepared.plan.targets.len(),
         1 + prepared.plan.config.search.confirm,
         prepared.plan.cells.len(),
-        prepared.plan.config.run.trials,
+        prepared.plan.trial_count(),
         prepared.out_dir.display()
     );
     let interrupt = CancellationToken::new();

@@ -175,6 +175,7 @@ mod tests {
             of_capacity: None,
             tls_resume: false,
             publishers: None,
+            timing: Default::default(),
         };
         let spin = |run: &RunSection, rate| {
             let args = arguments(

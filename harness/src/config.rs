@@ -128,6 +128,35 @@ pub struct MatrixSpec {
     /// Broadcast: how many of the subscribers publish (each a cell).
     #[serde(default = "crate::workload::default_publishers")]
     pub publishers: Vec<u32>,
+    /// This block's trials per cell, in place of `[run] trials` (e.g. more and shorter
+    /// trials for the fixed-rate cost cells, whose trial-to-trial spread only more trials
+    /// narrow). `--trials`, `--duration` and `--quick` set every block's to `[run]`'s.
+    pub trials: Option<u32>,
+    /// This block's measured window, in place of `[run] duration`.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<Duration>,
+    /// This block's warmup, in place of `[run] warmup`.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub warmup: Option<Duration>,
+}
+
+impl MatrixSpec {
+    /// The block's own trials, window and warmup (each unset where `[run]`'s apply).
+    pub fn timing(&self) -> crate::matrix::Timing {
+        crate::matrix::Timing {
+            trials: self.trials,
+            duration: self.duration,
+            warmup: self.warmup,
+        }
+    }
 }
 
 fn default_sizes() -> Vec<usize> {
@@ -217,6 +246,7 @@ impl HarnessConfig {
 
     /// `--quick`: one trial of short runs, for smoke tests.
     pub fn quick(mut self) -> HarnessConfig {
+        self.clear_block_timing();
         self.run.trials = 1;
         self.run.duration = Duration::from_millis(1000);
         self.run.warmup = Duration::from_millis(250);
@@ -225,11 +255,20 @@ impl HarnessConfig {
         self
     }
 
+    /// Drops every block's own trials, window and warmup, so that `[run]`'s apply to all (for
+    /// `--quick`, `--trials` and `--duration`, which speak for the whole run).
+    pub fn clear_block_timing(&mut self) {
+        for matrix in &mut self.matrices {
+            (matrix.trials, matrix.duration, matrix.warmup) = (None, None, None);
+        }
+    }
+
     /// `echo-harness capacity`: every block's loads are searched for their capacity, and no
     /// block runs fixed trials.
     pub fn capacity_only(mut self) -> HarnessConfig {
         for matrix in &mut self.matrices {
             matrix.capacity = true;
+            (matrix.trials, matrix.duration, matrix.warmup) = (None, None, None);
             matrix.rate.clear();
             matrix.rate_of_capacity.clear();
         }
@@ -345,6 +384,17 @@ impl HarnessConfig {
                     ));
                 }
             }
+            if matrix.capacity && matrix.timing() != crate::matrix::Timing::default() {
+                return Err(format!(
+                    "{block}: a capacity = true block takes its probes' window and warmup from [search] (and its repetitions from [search] confirm); remove trials, duration and warmup"
+                ));
+            }
+            if matrix.trials == Some(0) {
+                return Err(format!("{block}: trials must be at least 1"));
+            }
+            if matrix.duration.is_some_and(|d| d.is_zero()) {
+                return Err(format!("{block}: duration must be greater than zero"));
+            }
             if let Some(names_given) = &matrix.servers
                 && let Some(unknown) = names_given.iter().find(|n| !names.contains(n.as_str()))
             {
@@ -394,11 +444,21 @@ mod tests {
         assert_eq!(config.matrices.len(), 5);
         assert!(config.matrices[0].capacity);
         assert_eq!(config.slo.limits, crate::capacity::settings::DEFAULT_SLO);
+        // The cost block runs more, shorter trials than [run]'s.
+        assert_eq!(
+            config.matrices[1].timing(),
+            crate::matrix::Timing {
+                trials: Some(8),
+                duration: Some(Duration::from_secs(1)),
+                warmup: None
+            }
+        );
         let quick = config.quick();
         assert_eq!(
             (quick.run.trials, quick.run.duration, quick.search.confirm),
             (1, Duration::from_secs(1), 0)
         );
+        assert!(quick.matrices.iter().all(|m| m.timing().is_unset()));
         let only = HarnessConfig::default_config().unwrap().capacity_only();
         assert!(
             only.matrices
@@ -510,6 +570,10 @@ mod tests {
             (format!("{server}{matrix}[search]\nmode = \"connections\"\nper_connection_rate = 0\n"), vec!["per_connection_rate (0)"]),
             (format!("{server}[[matrix]]\nconnections = [1]\nrate_of_capacity = [0.5]\n[search]\nmode = \"connections\"\n"), vec!["rate_of_capacity needs [search] mode = \"rate\""]),
             (format!("{server}{matrix}[search]\nmode = \"clients\"\n"), vec!["clients"]),
+            (format!("{server}[[matrix]]\nconnections = [1]\ncapacity = true\ntrials = 5\n"), vec!["[[matrix]] #1", "takes its probes' window and warmup from [search]"]),
+            (format!("{server}{matrix}[[matrix]]\nconnections = [1]\ntrials = 0\n"), vec!["[[matrix]] #2: trials must be at least 1"]),
+            (format!("{server}[[matrix]]\nconnections = [1]\nduration = \"0s\"\n"), vec!["[[matrix]] #1: duration must be greater than zero"]),
+            (format!("{server}[[matrix]]\nconnections = [1]\nwarmup = \"later\"\n"), vec!["line 7", "`later` is not a duration"]),
         ];
         for (text, needles) in cases {
             let err = HarnessConfig::parse(&text, "bench.toml")

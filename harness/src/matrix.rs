@@ -2,11 +2,12 @@
 //! blocks that apply to it. A cell is what gets repeated over trials and summarised.
 
 use std::fmt;
+use std::time::Duration;
 
 use echobench_core::Protocol;
 use serde::{Deserialize, Serialize};
 
-use crate::config::HarnessConfig;
+use crate::config::{HarnessConfig, RunSection};
 use crate::workload::Workload;
 
 /// One load on one server.
@@ -37,9 +38,59 @@ pub struct Cell {
     /// messages per second in total; `None` for echo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publishers: Option<u32>,
+    /// Its block's own trials, window and warmup, where they replace `[run]`'s. Not part of the
+    /// load: two cells that differ only here are the same cell (the first block listing it
+    /// wins).
+    #[serde(default, skip_serializing_if = "Timing::is_unset")]
+    pub timing: Timing,
+}
+
+/// A `[[matrix]]` block's own `trials`, `duration` and `warmup`; unset ones are `[run]`'s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Trials per cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trials: Option<u32>,
+    /// Measured window of each trial.
+    #[serde(
+        default,
+        with = "crate::config::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<Duration>,
+    /// Warmup before it.
+    #[serde(
+        default,
+        with = "crate::config::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub warmup: Option<Duration>,
+}
+
+impl Timing {
+    /// Nothing of `[run]`'s is replaced.
+    pub fn is_unset(&self) -> bool {
+        *self == Timing::default()
+    }
 }
 
 impl Cell {
+    /// How many trials this cell runs.
+    pub fn trials(&self, run: &RunSection) -> u32 {
+        self.timing.trials.unwrap_or(run.trials)
+    }
+
+    /// `[run]` as this cell's trials see it: its block's window and warmup in place of the
+    /// section's.
+    pub fn run_section(&self, run: &RunSection) -> RunSection {
+        RunSection {
+            duration: self.timing.duration.unwrap_or(run.duration),
+            warmup: self.timing.warmup.unwrap_or(run.warmup),
+            trials: self.trials(run),
+            ..run.clone()
+        }
+    }
+
     /// A stable id usable in file names: `hyper-c64-s32-r0` (`-rate1000` in open loop).
     pub fn id(&self) -> String {
         let mut id = format!(
@@ -73,6 +124,7 @@ impl Cell {
         Cell {
             rate: None,
             of_capacity: None,
+            timing: Timing::default(),
             ..self.clone()
         }
     }
@@ -252,8 +304,9 @@ fn expand(config: &HarnessConfig, capacity: bool) -> Vec<Cell> {
                                     of_capacity,
                                     tls_resume: matrix.tls_resume,
                                     publishers,
+                                    timing: matrix.timing(),
                                 };
-                                if !cells.contains(&cell) {
+                                if !cells.iter().any(|c| c.id() == cell.id()) {
                                     cells.push(cell);
                                 }
                             }
@@ -358,5 +411,59 @@ mod tests {
         let config = HarnessConfig::parse(text, "t").unwrap();
         let ids: Vec<String> = cells(&config).iter().map(Cell::id).collect();
         assert_eq!(ids, ["h-c2-s32-r0", "w-c2-s32-r0", "w-c2-s32-r0-rate500"]);
+    }
+
+    /// A block's own trials, window and warmup reach its cells (and `[run]`'s the rest); a
+    /// load listed again in a later block with other timing is still one cell, the first's;
+    /// the capacity search a share of capacity needs is found whatever its block's timing.
+    #[test]
+    fn block_timing() {
+        let text = r#"
+            [run]
+            trials = 3
+            duration = "2s"
+            warmup = "500ms"
+            [[server]]
+            name = "h"
+            command = ["x"]
+            protocol = "tcp"
+            [[matrix]]
+            connections = [2]
+            capacity = true
+            [[matrix]]
+            connections = [2]
+            rate = [500]
+            trials = 8
+            duration = "1s"
+            [[matrix]]
+            connections = [2]
+            rate = [500, 600]
+            rate_of_capacity = []
+            trials = 2
+            [[matrix]]
+            connections = [2]
+            rate_of_capacity = [0.5]
+            warmup = "100ms"
+        "#;
+        let config = HarnessConfig::parse(text, "t").unwrap();
+        let cells = cells(&config);
+        let got: Vec<(String, u32, Duration, Duration)> = cells
+            .iter()
+            .map(|c| {
+                let run = c.run_section(&config.run);
+                (c.id(), c.trials(&config.run), run.duration, run.warmup)
+            })
+            .collect();
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        assert_eq!(
+            got,
+            [
+                ("h-c2-s32-r0-rate500".to_owned(), 8, s(1), ms(500)),
+                ("h-c2-s32-r0-rate600".to_owned(), 2, s(2), ms(500)),
+                ("h-c2-s32-r0-cap0.5".to_owned(), 3, s(2), ms(100)),
+            ]
+        );
+        assert_eq!(targets(&config), [cells[2].shape()]);
+        assert!(targets(&config)[0].timing.is_unset());
     }
 }

@@ -112,6 +112,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Trials the fixed-load cells run in all (each cell its block's number, or `[run]`'s).
+    pub fn trial_count(&self) -> usize {
+        self.cells
+            .iter()
+            .map(|c| c.trials(&self.config.run) as usize)
+            .sum()
+    }
+
     /// Applies the flags to the loaded config and checks the result, given the CPUs this
     /// process may use. No I/O.
     pub fn resolve(
@@ -135,9 +143,11 @@ impl Plan {
             if trials == 0 {
                 bail!("--trials must be at least 1");
             }
+            config.clear_block_timing();
             config.run.trials = trials;
         }
         if let Some(duration) = args.duration {
+            config.clear_block_timing();
             config.run.duration = duration;
         }
         if !args.only.is_empty() {

@@ -52,8 +52,10 @@ pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::R
     // Before the manifest reads the machine, so that it records what the run measured with.
     let _halt_poll = crate::idle::pin_for_run(plan.config.run.halt_poll);
     let mut writer = Writer::new(run);
-    let trials = plan.config.run.trials;
-    let mut progress = Progress::new(plan.cells.len() * trials as usize);
+    let run_section = &plan.config.run;
+    let trials_of =
+        |cells: &[Cell]| -> usize { cells.iter().map(|c| c.trials(run_section) as usize).sum() };
+    let mut progress = Progress::new(trials_of(&plan.cells));
     let mut results: Vec<TrialResult> = Vec::new();
     writer.write(&results, false)?;
 
@@ -103,7 +105,7 @@ pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::R
             "re-running {} noisy cell(s), attempt {attempt}",
             noisy.len()
         );
-        progress.extend(noisy.len() * trials as usize);
+        progress.extend(trials_of(&noisy));
         interrupted = run_pass(
             run,
             &noisy,
@@ -175,8 +177,9 @@ impl CapacityProgress<'_, '_> {
     }
 }
 
-/// Runs every trial of `cells` (trials interleaved), recording and writing after each one.
-/// Returns true if interrupted.
+/// Runs every trial of `cells` (trials interleaved: trial 1 of every cell, then trial 2 of
+/// every cell that has one, ...), recording and writing after each one. Returns true if
+/// interrupted.
 async fn run_pass(
     run: &Prepared,
     cells: &[Cell],
@@ -186,8 +189,10 @@ async fn run_pass(
     writer: &mut Writer<'_>,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<bool> {
-    for trial in 1..=run.plan.config.run.trials {
-        for cell in cells {
+    let section = &run.plan.config.run;
+    let most = cells.iter().map(|c| c.trials(section)).max().unwrap_or(0);
+    for trial in 1..=most {
+        for cell in cells.iter().filter(|c| trial <= c.trials(section)) {
             if interrupt.is_cancelled() {
                 return Ok(true);
             }
@@ -236,7 +241,7 @@ async fn run_trial(
     interrupt: &CancellationToken,
 ) -> TrialResult {
     let plan = &prepared.plan;
-    let run = &plan.config.run;
+    let run = &cell.run_section(&plan.config.run);
     let started_at = SystemTime::now();
     let mut id = match attempt {
         0 => format!("{}-t{trial}", cell.id()),

@@ -114,6 +114,65 @@ fn two_servers_one_cell() {
     assert!(processes_with(&tag).is_empty(), "a server outlived the run");
 }
 
+/// A block with trials, window and warmup of its own: its cells run that many trials of that
+/// length, interleaved with the cells that run `[run]`'s (trial 1 of both, then trials 2 and 3
+/// of the block's alone), and summary.md says so.
+#[test]
+fn a_block_with_its_own_trials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let tag = marker("e2e-timing");
+    let config = format!(
+        "{RUN}{}[[matrix]]\nconnections = [2]\n[[matrix]]\nconnections = [2]\nrate = [500]\ntrials = 3\nduration = \"300ms\"\nwarmup = \"100ms\"\n",
+        server("tcp", "tcp", "tcp", &tag),
+    );
+    let output = harness(&config, &out, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("2 cells, 4 trials"), "{stderr}");
+    let run = run_dir(&out);
+    let (header, rows) = read_csv(&run.join("raw.csv"));
+    let order: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (field(&header, r, "cell_id"), field(&header, r, "trial")))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("tcp-c2-s32-r0", "1"),
+            ("tcp-c2-s32-r0-rate500", "1"),
+            ("tcp-c2-s32-r0-rate500", "2"),
+            ("tcp-c2-s32-r0-rate500", "3"),
+        ]
+    );
+    for row in &rows {
+        let (args, measured) = (
+            field(&header, row, "client_args"),
+            field(&header, row, "measured_s"),
+        );
+        let measured: f64 = measured.parse().unwrap();
+        if field(&header, row, "rate") == "500" {
+            assert!(args.contains("--duration 300ms --warmup 100ms"), "{args}");
+            assert!((0.29..0.5).contains(&measured), "{measured}");
+        } else {
+            assert!(args.contains("--duration 1s --warmup 200ms"), "{args}");
+        }
+    }
+    let (header, rows) = read_csv(&run.join("summary.csv"));
+    let ok: Vec<&str> = rows
+        .iter()
+        .map(|r| field(&header, r, "trials_ok"))
+        .collect();
+    assert_eq!(ok, ["1", "3"]);
+    let markdown = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(
+        markdown.contains("1 interleaved trial(s) per cell, each 1s measured after a 200ms warmup; [[matrix]] #2 (rate 500/s): 3 trial(s) of 300ms after 100ms."),
+        "{markdown}"
+    );
+    assert_eq!(manifest(&run)["trials_recorded"], 4);
+    assert!(processes_with(&tag).is_empty(), "a server outlived the run");
+}
+
 /// `[run] halt_poll` pins a haltpoll guest's idle polling for the run, the manifest records
 /// what the run measured with, and the machine's own setting is back afterwards. Where it
 /// cannot be applied (no haltpoll driver, not root) the run warns and goes on.

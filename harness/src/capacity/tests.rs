@@ -21,6 +21,7 @@ fn target(server: &str, connections: u32) -> Cell {
         of_capacity: None,
         tls_resume: false,
         publishers: None,
+        timing: Default::default(),
     }
 }
 

@@ -40,6 +40,34 @@ fn protocol_title(load: &Load) -> &'static str {
     load.protocol.title()
 }
 
+/// The blocks that set their own trials, window or warmup, as a clause of the run's
+/// description: "; [[matrix]] #2 (rate 10000/s): 8 trials of 1s after 500ms".
+fn block_timings(config: &crate::config::HarnessConfig) -> String {
+    let run = &config.run;
+    let mut out = String::new();
+    for (i, matrix) in config.matrices.iter().enumerate() {
+        let timing = matrix.timing();
+        if matrix.capacity || timing.is_unset() {
+            continue;
+        }
+        let rates: Vec<String> = matrix.rate.iter().map(|r| format!("{r}/s")).collect();
+        let what = match (matrix.workload, rates.is_empty()) {
+            (crate::workload::Workload::Broadcast, _) => " (broadcast)".to_owned(),
+            (_, false) => format!(" (rate {})", rates.join(", ")),
+            (_, true) => String::new(),
+        };
+        let _ = write!(
+            out,
+            "; [[matrix]] #{}{what}: {} trial(s) of {} after {}",
+            i + 1,
+            timing.trials.unwrap_or(run.trials),
+            humantime::format_duration(timing.duration.unwrap_or(run.duration)),
+            humantime::format_duration(timing.warmup.unwrap_or(run.warmup)),
+        );
+    }
+    out
+}
+
 /// Renders the page.
 pub fn render(
     manifest: &Manifest,
@@ -65,12 +93,13 @@ pub fn render(
     );
     let _ = writeln!(
         out,
-        "Servers pinned to CPU {} and echo-client to CPU {}; {} interleaved trial(s) per cell, each {} measured after a {} warmup. CPU steal over the run: {}.\n",
+        "Servers pinned to CPU {} and echo-client to CPU {}; {} interleaved trial(s) per cell, each {} measured after a {} warmup{}. CPU steal over the run: {}.\n",
         manifest.pinning.server_cpus,
         manifest.pinning.client_cpus,
         run.trials,
         humantime::format_duration(run.duration),
         humantime::format_duration(run.warmup),
+        block_timings(&manifest.config),
         manifest
             .steal_percent
             .map_or_else(|| "unknown".to_owned(), |s| format!("{s:.2}%")),
