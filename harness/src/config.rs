@@ -266,9 +266,9 @@ impl HarnessConfig {
     /// `echo-harness capacity`: every block's loads are searched for their capacity, and no
     /// block runs fixed trials.
     pub fn capacity_only(mut self) -> HarnessConfig {
+        self.clear_block_timing();
         for matrix in &mut self.matrices {
             matrix.capacity = true;
-            (matrix.trials, matrix.duration, matrix.warmup) = (None, None, None);
             matrix.rate.clear();
             matrix.rate_of_capacity.clear();
         }

@@ -72,6 +72,21 @@ impl Timing {
     pub fn is_unset(&self) -> bool {
         *self == Timing::default()
     }
+
+    /// `[run]` with this timing's trials, window and warmup in place of the section's.
+    pub fn apply(&self, run: &RunSection) -> RunSection {
+        RunSection {
+            trials: self.trials.unwrap_or(run.trials),
+            duration: self.duration.unwrap_or(run.duration),
+            warmup: self.warmup.unwrap_or(run.warmup),
+            ..run.clone()
+        }
+    }
+}
+
+/// Trials `cells` run in all, each its block's number or `[run]`'s.
+pub fn total_trials(cells: &[Cell], run: &RunSection) -> usize {
+    cells.iter().map(|c| c.trials(run) as usize).sum()
 }
 
 impl Cell {
@@ -83,12 +98,7 @@ impl Cell {
     /// `[run]` as this cell's trials see it: its block's window and warmup in place of the
     /// section's.
     pub fn run_section(&self, run: &RunSection) -> RunSection {
-        RunSection {
-            duration: self.timing.duration.unwrap_or(run.duration),
-            warmup: self.timing.warmup.unwrap_or(run.warmup),
-            trials: self.trials(run),
-            ..run.clone()
-        }
+        self.timing.apply(run)
     }
 
     /// A stable id usable in file names: `hyper-c64-s32-r0` (`-rate1000` in open loop).

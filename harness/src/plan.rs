@@ -114,10 +114,7 @@ pub struct Plan {
 impl Plan {
     /// Trials the fixed-load cells run in all (each cell its block's number, or `[run]`'s).
     pub fn trial_count(&self) -> usize {
-        self.cells
-            .iter()
-            .map(|c| c.trials(&self.config.run) as usize)
-            .sum()
+        crate::matrix::total_trials(&self.cells, &self.config.run)
     }
 
     /// Applies the flags to the loaded config and checks the result, given the CPUs this

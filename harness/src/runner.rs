@@ -52,10 +52,7 @@ pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::R
     // Before the manifest reads the machine, so that it records what the run measured with.
     let _halt_poll = crate::idle::pin_for_run(plan.config.run.halt_poll);
     let mut writer = Writer::new(run);
-    let run_section = &plan.config.run;
-    let trials_of =
-        |cells: &[Cell]| -> usize { cells.iter().map(|c| c.trials(run_section) as usize).sum() };
-    let mut progress = Progress::new(trials_of(&plan.cells));
+    let mut progress = Progress::new(plan.trial_count());
     let mut results: Vec<TrialResult> = Vec::new();
     writer.write(&results, false)?;
 
@@ -105,7 +102,7 @@ pub async fn execute(run: &Prepared, interrupt: &CancellationToken) -> anyhow::R
             "re-running {} noisy cell(s), attempt {attempt}",
             noisy.len()
         );
-        progress.extend(trials_of(&noisy));
+        progress.extend(crate::matrix::total_trials(&noisy, &plan.config.run));
         interrupted = run_pass(
             run,
             &noisy,

@@ -43,7 +43,6 @@ fn protocol_title(load: &Load) -> &'static str {
 /// The blocks that set their own trials, window or warmup, as a clause of the run's
 /// description: "; [[matrix]] #2 (rate 10000/s): 8 trials of 1s after 500ms".
 fn block_timings(config: &crate::config::HarnessConfig) -> String {
-    let run = &config.run;
     let mut out = String::new();
     for (i, matrix) in config.matrices.iter().enumerate() {
         let timing = matrix.timing();
@@ -56,13 +55,14 @@ fn block_timings(config: &crate::config::HarnessConfig) -> String {
             (_, false) => format!(" (rate {})", rates.join(", ")),
             (_, true) => String::new(),
         };
+        let block = timing.apply(&config.run);
         let _ = write!(
             out,
             "; [[matrix]] #{}{what}: {} trial(s) of {} after {}",
             i + 1,
-            timing.trials.unwrap_or(run.trials),
-            humantime::format_duration(timing.duration.unwrap_or(run.duration)),
-            humantime::format_duration(timing.warmup.unwrap_or(run.warmup)),
+            block.trials,
+            humantime::format_duration(block.duration),
+            humantime::format_duration(block.warmup),
         );
     }
     out
